@@ -1,0 +1,163 @@
+package caremu
+
+import (
+	"sort"
+	"time"
+)
+
+// holding is what one user holds: a lock from ApplyConcurrent, which
+// CreateSession turns into a session.
+type holding struct {
+	session          bool
+	lockedUntil      time.Time // lock expiry while there is no session yet
+	runWithoutClient bool      // CAR never reclaims such a session by itself
+	disconnectedAt   time.Time // zero while the client is connected
+	serverSession    string
+}
+
+// slots is the pool of concurrency slots. Every expiry is evaluated lazily in
+// sweep against the injected clock, so tests move time instead of sleeping.
+// Not safe for concurrent use: Emulator.mu guards it.
+type slots struct {
+	total                                  int
+	lockTTL, cleanupDelay, reconnectWindow time.Duration
+	users                                  map[string]*holding
+	cleaning                               []time.Time // when each cleaning slot is idle again
+	// nextDue is the earliest pending expiry; sweep scans nothing before it,
+	// which keeps a request O(1) with thousands of holders. Zero = unknown.
+	nextDue time.Time
+}
+
+// farFuture stands for "no expiry pending".
+var farFuture = time.Unix(1<<62, 0)
+
+// noteDeadline records a new expiry so sweep does not skip past it.
+func (s *slots) noteDeadline(t time.Time) {
+	if !s.nextDue.IsZero() && t.Before(s.nextDue) {
+		s.nextDue = t
+	}
+}
+
+func newSlots(total int, lockTTL, cleanupDelay, reconnectWindow time.Duration) *slots {
+	return &slots{total: total, lockTTL: lockTTL, cleanupDelay: cleanupDelay,
+		reconnectWindow: reconnectWindow, users: map[string]*holding{}}
+}
+
+// sweep applies every expiry due at now: unused locks lapse (the slot is idle
+// at once: nothing ran on it), sessions whose client stayed away past the
+// reconnect window are reclaimed (and cleaned), cleaning slots finish.
+func (s *slots) sweep(now time.Time) {
+	if !s.nextDue.IsZero() && now.Before(s.nextDue) {
+		return
+	}
+	next := farFuture
+	due := func(t time.Time) bool {
+		if now.Before(t) {
+			if t.Before(next) {
+				next = t
+			}
+			return false
+		}
+		return true
+	}
+	for id, h := range s.users {
+		switch {
+		case !h.session:
+			if due(h.lockedUntil) {
+				delete(s.users, id)
+			}
+		case !h.runWithoutClient && !h.disconnectedAt.IsZero():
+			if reclaimAt := h.disconnectedAt.Add(s.reconnectWindow); due(reclaimAt) {
+				delete(s.users, id)
+				s.cleaning = append(s.cleaning, reclaimAt.Add(s.cleanupDelay))
+			}
+		}
+	}
+	kept := s.cleaning[:0]
+	for _, t := range s.cleaning {
+		if !due(t) {
+			kept = append(kept, t)
+		}
+	}
+	s.cleaning = kept
+	s.nextDue = next
+}
+
+func (s *slots) running() int { return len(s.users) + len(s.cleaning) }
+
+func (s *slots) idle() int { return s.total - s.running() }
+
+// apply locks an idle slot for user, or re-attaches to what it already holds
+// (refreshing a lock that has no session yet). It returns a CAR error code.
+func (s *slots) apply(user string, now time.Time) string {
+	s.sweep(now)
+	if h, ok := s.users[user]; ok {
+		if !h.session {
+			h.lockedUntil = now.Add(s.lockTTL) // later than before: nextDue stays a safe bound
+		}
+		return ""
+	}
+	if s.idle() <= 0 {
+		return codeNoIdle
+	}
+	s.users[user] = &holding{lockedUntil: now.Add(s.lockTTL)}
+	s.noteDeadline(now.Add(s.lockTTL))
+	return ""
+}
+
+// create turns the user's lock (or existing session) into a session with a
+// fresh ServerSession; a previous client is thereby replaced.
+func (s *slots) create(user, serverSession string, runWithoutClient bool, now time.Time) string {
+	s.sweep(now)
+	h, ok := s.users[user]
+	if !ok {
+		return codeLockTimeout
+	}
+	h.session = true
+	h.runWithoutClient = runWithoutClient
+	h.disconnectedAt = time.Time{}
+	h.serverSession = serverSession
+	return ""
+}
+
+// destroy ends the user's lock or session; the slot is cleaned for
+// cleanupDelay before it is idle again.
+func (s *slots) destroy(user string, now time.Time) string {
+	s.sweep(now)
+	if _, ok := s.users[user]; !ok {
+		return codeSessionNotFound
+	}
+	delete(s.users, user)
+	if s.cleanupDelay > 0 {
+		s.cleaning = append(s.cleaning, now.Add(s.cleanupDelay))
+		s.noteDeadline(now.Add(s.cleanupDelay))
+	}
+	return ""
+}
+
+// disconnect records that the user's client went away; the session is kept
+// for the reconnect window unless it runs without a client.
+func (s *slots) disconnect(user string, now time.Time) {
+	s.sweep(now)
+	if h, ok := s.users[user]; ok && h.session && !h.runWithoutClient && h.disconnectedAt.IsZero() {
+		h.disconnectedAt = now
+		s.noteDeadline(now.Add(s.reconnectWindow))
+	}
+}
+
+func (s *slots) state(now time.Time) State {
+	s.sweep(now)
+	st := State{Total: s.total, Locked: []string{}, Sessions: []string{}, Cleaning: len(s.cleaning)}
+	for id, h := range s.users {
+		if h.session {
+			st.Sessions = append(st.Sessions, id)
+		} else {
+			st.Locked = append(st.Locked, id)
+		}
+	}
+	sort.Strings(st.Locked)
+	sort.Strings(st.Sessions)
+	st.Running = s.running()
+	st.Idle = s.idle()
+	return st
+}
