@@ -1,0 +1,234 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// reader collects one error per bad variable so FromEnv can report them all at once.
+type reader struct {
+	getenv func(string) string
+	local  bool
+	errs   []error
+}
+
+// VarError is one bad variable. FromEnv joins them (errors.Join); Variables lists their names.
+type VarError struct {
+	Name    string
+	Problem string // never contains a secret value
+}
+
+func (e *VarError) Error() string { return e.Name + ": " + e.Problem }
+
+// Variables returns the names of the variables an error from FromEnv complains about, for a
+// message that must not echo values (e.g. an HTTP answer).
+func Variables(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(err error) {
+		if ve, ok := err.(*VarError); ok {
+			out = append(out, ve.Name)
+			return
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			if e := u.Unwrap(); e != nil {
+				walk(e)
+			}
+		}
+	}
+	if err != nil {
+		walk(err)
+	}
+	return out
+}
+
+func (r *reader) add(name, problem string) {
+	r.errs = append(r.errs, &VarError{Name: name, Problem: problem})
+}
+
+func (r *reader) fail(name, format string, args ...any) {
+	r.add(name, "want "+fmt.Sprintf(format, args...))
+}
+
+func (r *reader) failGot(name, got, format string, args ...any) {
+	r.add(name, fmt.Sprintf("got %q, want %s", got, fmt.Sprintf(format, args...)))
+}
+
+func lookupVar(name string) (Var, bool) {
+	for _, v := range Vars {
+		if v.Name == name {
+			return v, true
+		}
+	}
+	return Var{}, false
+}
+
+// raw returns the variable's value, else its (local) default from Vars; ok is false when a
+// required variable is missing (the error is recorded).
+func (r *reader) raw(name string) (string, bool) {
+	v, known := lookupVar(name)
+	if !known {
+		r.add(name, "read but not listed in config.Vars (a bug)")
+		return "", false
+	}
+	s := strings.TrimSpace(r.getenv(name))
+	if s == "" && r.local && v.Local != "" {
+		s = v.Local
+	}
+	if s == "" {
+		s = v.Default
+	}
+	if s == "" && v.Required && !r.local {
+		r.add(name, "required but not set ("+v.Meaning+")")
+		return "", false
+	}
+	return s, true
+}
+
+func (r *reader) str(name string) string {
+	s, _ := r.raw(name)
+	return s
+}
+
+// secret is str that never echoes the value in an error.
+func (r *reader) secret(name string) string {
+	s, ok := r.raw(name)
+	if ok && s != "" && len(s) < 16 {
+		r.fail(name, "at least 16 characters (got %d)", len(s))
+		return ""
+	}
+	return s
+}
+
+func (r *reader) intRange(name string, lo, hi int) int {
+	s, ok := r.raw(name)
+	if !ok || s == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		r.failGot(name, s, "an integer %d–%d", lo, hi)
+		return 0
+	}
+	return n
+}
+
+func (r *reader) duration(name string, min time.Duration) time.Duration {
+	s, ok := r.raw(name)
+	if !ok || s == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < min {
+		r.failGot(name, s, "a Go duration of at least %s (e.g. 30s, 1m30s)", min)
+		return 0
+	}
+	return d
+}
+
+// optDuration is duration where empty means "derive it" (0).
+func (r *reader) optDuration(name string, min time.Duration) time.Duration {
+	return r.duration(name, min)
+}
+
+func (r *reader) oneOf(name string, allowed ...string) string {
+	s, ok := r.raw(name)
+	if !ok {
+		return ""
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(s, a) {
+			return a
+		}
+	}
+	r.failGot(name, s, "one of %s", strings.Join(allowed, ", "))
+	return ""
+}
+
+// id accepts an empty optional value or 1–max of [A-Za-z0-9_.:-]; braces would break the
+// Redis hash tag, so they are rejected too.
+func (r *reader) id(name string, max int, form string) string {
+	s, ok := r.raw(name)
+	if !ok || s == "" {
+		return s
+	}
+	if len(s) > max || !idChars(s) {
+		r.failGot(name, s, "%s", form)
+		return ""
+	}
+	return s
+}
+
+func idChars(s string) bool {
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (r *reader) hostPort(name string) string {
+	s, ok := r.raw(name)
+	if !ok || s == "" {
+		return s
+	}
+	if strings.Contains(s, "://") || strings.ContainsAny(s, "/ ") {
+		r.failGot(name, s, "host[:port] without scheme or path")
+		return ""
+	}
+	if strings.Contains(s, ":") && !strings.HasSuffix(s, "]") {
+		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+			r.failGot(name, s, "host[:port]")
+			return ""
+		} else if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			r.failGot(name, s, "host[:port] with a port 1–65535")
+			return ""
+		}
+	}
+	return s
+}
+
+// rates parses "Action=rate,Action=rate".
+func (r *reader) rates(name string) map[string]float64 {
+	s, ok := r.raw(name)
+	if !ok || s == "" {
+		return nil
+	}
+	out := map[string]float64{}
+	for _, part := range strings.Split(s, ",") {
+		action, val, found := strings.Cut(strings.TrimSpace(part), "=")
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		action = strings.TrimSpace(action)
+		if !found || action == "" || !idChars(action) || err != nil || f <= 0 {
+			r.failGot(name, s, "Action=rate[,Action=rate...] with rates > 0 per second")
+			return nil
+		}
+		out[action] = f
+	}
+	return out
+}
+
+func (r *reader) logLevel(name string) slog.Level {
+	s, ok := r.raw(name)
+	if !ok {
+		return slog.LevelInfo
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		r.failGot(name, s, "debug, info, warn or error")
+		return slog.LevelInfo
+	}
+	return l
+}

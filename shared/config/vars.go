@@ -1,0 +1,82 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Var documents one environment variable. Vars is the single source of truth: FromEnv takes
+// every default from it, and a test checks that README.md lists exactly these names.
+type Var struct {
+	Name    string
+	Default string // "" means none: required (see Required) or optional and empty
+	// Local replaces Default in the local harness (FromEnv with local=true) when non-empty.
+	Local    string
+	Required bool // required outside the local harness
+	Meaning  string
+}
+
+// LocalTicketSecret is the fixed ticket secret of the local harness. It is fixed, not generated
+// per process, because every function instance must accept the tickets any other issued.
+const LocalTicketSecret = "carqueue-local-dev-ticket-secret"
+
+// LocalAdminToken is the /stats token of the local harness.
+const LocalAdminToken = "local-admin-token"
+
+// Vars lists every variable FromEnv reads, in the order of the README table.
+var Vars = []Var{
+	{Name: "REDIS_ADDR", Local: "127.0.0.1:6379", Required: true, Meaning: "Redis `host:port`."},
+	{Name: "REDIS_PASSWORD", Meaning: "Redis password (empty: none)."},
+	{Name: "REDIS_DB", Default: "0", Meaning: "Redis database number."},
+	{Name: "QUEUE_ID", Default: "default", Meaning: "Queue id, 1–64 of `[A-Za-z0-9_.:-]`: one queue per id, used as the Redis hash tag."},
+	{Name: "CAR_PROJECT_ID", Local: "cap-local", Required: true, Meaning: "CAR project whose slots this queue hands out; a request's `ProjectId`, when given, must equal it."},
+	{Name: "CAR_APPLICATION_ID", Meaning: "CAR application id for ApplyConcurrent (empty: the project's); a request's `ApplicationId`, when given, must equal it."},
+	{Name: "CAR_APPLICATION_VERSION_ID", Meaning: "CAR application version id for ApplyConcurrent (empty: the project's); a request's `ApplicationVersionId`, when given, must equal it."},
+	{Name: "CAR_ENDPOINT", Default: "car.tencentcloudapi.com", Meaning: "CAR API `host[:port]`; point it at the emulator locally."},
+	{Name: "CAR_SCHEME", Default: "https", Meaning: "`https`, or `http` for the emulator."},
+	{Name: "CAR_REGION", Meaning: "Region sent with CAR calls (CAR does not need one)."},
+	{Name: "CAR_RUN_MODE", Meaning: "CreateSession `RunMode` (e.g. `RunWithoutClient`; empty: CAR's default)."},
+	{Name: "CAR_CALL_TIMEOUT", Meaning: "Time limit of one CAR call attempt (empty: per action, ApplyConcurrent 21s, CreateSession 6s, others 5s); always capped by the invocation deadline."},
+	{Name: "CAR_MAX_RETRIES", Default: "2", Meaning: "Retries of a transient or rate-limited CAR error within one call (0: none)."},
+	{Name: "CAR_RATE_LIMIT", Meaning: "Client-side CAR call rates per second and instance, `Action=rate,...` (e.g. `ApplyConcurrent=100,CreateSession=100`); empty: the CAR client's defaults."},
+	{Name: "CAR_LOCK_TTL", Default: "30s", Meaning: "Lifetime of the per-user lock that keeps CAR calls for one UserId single file."},
+	{Name: "CAPACITY", Local: "2", Required: true, Meaning: "Slots this queue may hold at once (Admitting + Ready + Active + Releasing), an integer > 0."},
+	{Name: "QUEUE_IDLE_TIMEOUT", Default: "90s", Meaning: "A queued user who has not polled for this long is dropped."},
+	{Name: "HEARTBEAT_TIMEOUT", Default: "60s", Meaning: "An admitted user who has not heartbeated for this long has its session destroyed; also the `/reconnect` window."},
+	{Name: "READY_TIMEOUT", Default: "60s", Meaning: "A Ready user who sends no first heartbeat within this long has its session destroyed."},
+	{Name: "HEARTBEAT_INTERVAL", Meaning: "`NextHeartbeatMs` told to clients (empty: HEARTBEAT_TIMEOUT/4); at most HEARTBEAT_TIMEOUT/2."},
+	{Name: "POLL_MIN_INTERVAL", Default: "1s", Meaning: "`NextPollMs` at the head of the line and while Admitting (before ±20% jitter)."},
+	{Name: "POLL_MAX_INTERVAL", Default: "30s", Meaning: "`NextPollMs` cap far back in the line (before ±20% jitter); 2.4 × POLL_MAX_INTERVAL must not exceed QUEUE_IDLE_TIMEOUT, so one lost poll never drops a user."},
+	{Name: "CLAIM_LEASE", Default: "30s", Meaning: "How long one admission may take before the user returns to the front of the line."},
+	{Name: "GONE_RETENTION", Default: "10m", Meaning: "How long a departed user is remembered (its reason, for logs and stats)."},
+	{Name: "RATE_WINDOW", Default: "5m", Meaning: "Window over which AdmissionsPerMinute, and so `EtaSeconds`, is measured."},
+	{Name: "REAPER_BATCH", Default: "200", Meaning: "Stale users the reaper handles per batch."},
+	{Name: "REAPER_LEASE", Default: "50s", Meaning: "Redis lease that keeps overlapping timer runs of the reaper from working at once."},
+	{Name: "REAPER_MAX_ADMIT", Default: "0", Meaning: "Most users one reaper run admits (0: up to the free capacity)."},
+	{Name: "REAPER_PARALLEL", Default: "8", Meaning: "Admissions and releases the reaper runs at once."},
+	{Name: "TICKET_SECRET", Local: LocalTicketSecret, Required: true, Meaning: "HMAC-SHA256 key of the tickets, at least 16 characters. The local default is a fixed, public dev secret: never use it in production."},
+	{Name: "TICKET_SECRET_PREVIOUS", Meaning: "The previous TICKET_SECRET, still accepted while rotating (empty: none)."},
+	{Name: "ADMIN_TOKEN", Local: LocalAdminToken, Meaning: "Bearer token of `/stats`; empty turns `/stats` off (always 401)."},
+	{Name: "CORS_ORIGIN", Default: "*", Meaning: "`Access-Control-Allow-Origin` of every answer."},
+	{Name: "LOG_LEVEL", Default: "info", Meaning: "`debug`, `info`, `warn` or `error`."},
+}
+
+// Markdown renders Vars as the README table.
+func Markdown() string {
+	var b strings.Builder
+	b.WriteString("| Variable | Default | Local default | Meaning |\n| --- | --- | --- | --- |\n")
+	for _, v := range Vars {
+		def := "—"
+		if v.Required {
+			def = "**required**"
+		} else if v.Default != "" {
+			def = "`" + v.Default + "`"
+		}
+		local := "same"
+		if v.Local != "" {
+			local = "`" + v.Local + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", v.Name, def, local, v.Meaning)
+	}
+	return b.String()
+}
