@@ -1,0 +1,294 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/carqueue/carqueue/local/caremu"
+	"github.com/carqueue/carqueue/shared/admission"
+	"github.com/carqueue/carqueue/shared/car"
+	"github.com/carqueue/carqueue/shared/queue"
+	"github.com/carqueue/carqueue/shared/reaper"
+	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/ticket"
+	"github.com/tencentyun/scf-go-lib/events"
+)
+
+const (
+	testSecret     = "test-ticket-secret-0123456789"
+	testAdminToken = "test-admin-token"
+	testProject    = "cap-test"
+	idleTimeout    = 20 * time.Second
+	hbTimeout      = 30 * time.Second
+	readyTimeout   = 15 * time.Second
+	cleanupDelay   = 2 * time.Second
+)
+
+// fakeClock is the one clock shared by the queue, the emulator, the reaper and the API.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// syncBuffer collects log lines from concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is the whole stack of one test: a queue on a redistest backend, the CAR emulator
+// behind httptest, the real CAR client, the admission path, the reaper and the API.
+type env struct {
+	t       testing.TB
+	backend redistest.Backend
+	clock   *fakeClock
+	queueID string
+	q       *queue.Queue
+	emu     *caremu.Emulator
+	adm     *admission.Admitter
+	api     *API
+	signer  *ticket.Signer
+	logs    *syncBuffer
+	logger  *slog.Logger
+}
+
+type envOpts struct {
+	capacity  int // queue capacity [1]
+	slots     int // emulator slots [capacity]
+	carSecret string
+	deps      func(*Deps)
+	wrapQueue func(queue.Interface) queue.Interface
+}
+
+func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
+	t.Helper()
+	if o.capacity == 0 {
+		o.capacity = 1
+	}
+	if o.slots == 0 {
+		o.slots = o.capacity
+	}
+	if o.carSecret == "" {
+		o.carSecret = caremu.LocalSecretKey
+	}
+	e := &env{t: t, backend: b, clock: newClock(), logs: &syncBuffer{}}
+	e.logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", e.logs.String())
+		}
+	})
+	e.queueID = redistest.Prefix(t, b.Client)
+
+	q, err := queue.New(b.Client, queue.Options{
+		QueueID: e.queueID, Capacity: o.capacity, QueueIdleTimeout: idleTimeout,
+		HeartbeatTimeout: hbTimeout, ReadyTimeout: readyTimeout, ClaimLease: 20 * time.Second,
+		Now: e.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.q = q
+	emu, err := caremu.New(caremu.Options{Slots: o.slots, CleanupDelay: cleanupDelay, ReconnectWindow: 90 * time.Second,
+		Now: e.clock.Now, Logger: e.logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.emu = emu
+	srv := httptest.NewServer(emu)
+	t.Cleanup(srv.Close)
+	cc, err := car.New(car.Config{
+		Endpoint: strings.TrimPrefix(srv.URL, "http://"), Scheme: "http", ProjectID: testProject,
+		MaxRetries: -1, Logger: e.logger,
+		Getenv: func(k string) string {
+			switch k {
+			case car.EnvSecretID:
+				return caremu.LocalSecretID
+			case car.EnvSecretKey:
+				return o.carSecret
+			}
+			return ""
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qi queue.Interface = q
+	if o.wrapQueue != nil {
+		qi = o.wrapQueue(q)
+	}
+	e.adm = &admission.Admitter{Queue: qi, CAR: cc, Logger: e.logger}
+	e.signer, _ = ticket.New(testSecret, "")
+	d := Deps{
+		Queue: qi, Admitter: e.adm, Tickets: e.signer, QueueID: e.queueID,
+		AdminToken: testAdminToken, ProjectID: testProject,
+		HeartbeatInterval: hbTimeout / 4, Logger: e.logger, Now: e.clock.Now,
+		Jitter: func() float64 { return 0.5 },
+	}
+	if o.deps != nil {
+		o.deps(&d)
+	}
+	e.api, err = New(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// eachBackend runs f against miniredis and, with REDIS_ADDR, the real server.
+func eachBackend(t *testing.T, f func(t *testing.T, b redistest.Backend)) {
+	for _, b := range redistest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { f(t, b) })
+	}
+}
+
+// answer is a decoded response.
+type answer struct {
+	Status int
+	Header map[string]string
+	Env    struct {
+		Code      int
+		Msg       string
+		RequestId string
+		Data      json.RawMessage
+	}
+	Data Data
+	Map  map[string]any
+}
+
+func (e *env) do(route string, ev events.APIGatewayRequest) answer {
+	e.t.Helper()
+	resp, err := e.api.Handler(route)(context.Background(), ev)
+	if err != nil {
+		e.t.Fatalf("handler returned a Go error: %v", err)
+	}
+	return decode(e.t, resp)
+}
+
+func decode(t testing.TB, resp events.APIGatewayResponse) answer {
+	t.Helper()
+	a := answer{Status: resp.StatusCode, Header: resp.Headers}
+	if resp.Headers["Content-Type"] != "application/json" {
+		t.Fatalf("Content-Type %q", resp.Headers["Content-Type"])
+	}
+	if err := json.Unmarshal([]byte(resp.Body), &a.Env); err != nil {
+		t.Fatalf("body is not the envelope: %v: %s", err, resp.Body)
+	}
+	if a.Env.RequestId == "" {
+		t.Fatalf("no RequestId: %s", resp.Body)
+	}
+	if len(a.Env.Data) == 0 || a.Env.Data[0] != '{' {
+		t.Fatalf("Data must be an object: %s", resp.Body)
+	}
+	_ = json.Unmarshal(a.Env.Data, &a.Data)
+	_ = json.Unmarshal(a.Env.Data, &a.Map)
+	return a
+}
+
+// post sends body as JSON to route, from ip (function URL form).
+func (e *env) post(route string, body map[string]any) answer {
+	e.t.Helper()
+	b, _ := json.Marshal(body)
+	return e.do(route, events.APIGatewayRequest{Method: "POST", Path: "/" + route, Body: string(b),
+		Headers: map[string]string{"x-scf-remote-addr": "198.51.100.7"}})
+}
+
+func (e *env) ticket(user string) string { return e.signer.Issue(e.queueID, user) }
+
+func (e *env) start(user, cs string) answer {
+	e.t.Helper()
+	return e.post("start", map[string]any{"UserId": user, "ClientSession": cs})
+}
+
+func (e *env) poll(user string) answer {
+	e.t.Helper()
+	return e.post("poll", map[string]any{"UserId": user, "Ticket": e.ticket(user)})
+}
+
+func (e *env) heartbeat(user string) answer {
+	e.t.Helper()
+	return e.post("heartbeat", map[string]any{"UserId": user, "Ticket": e.ticket(user)})
+}
+
+func (e *env) stop(user string) answer {
+	e.t.Helper()
+	return e.post("stop", map[string]any{"UserId": user, "Ticket": e.ticket(user)})
+}
+
+func (e *env) reconnect(user, cs string) answer {
+	e.t.Helper()
+	return e.post("reconnect", map[string]any{"UserId": user, "Ticket": e.ticket(user), "ClientSession": cs})
+}
+
+func (e *env) stats() answer {
+	e.t.Helper()
+	return e.do("stats", events.APIGatewayRequest{Method: "GET", Path: "/stats",
+		Headers: map[string]string{"Authorization": "Bearer " + testAdminToken}})
+}
+
+// reap runs the reaper once, as the timer trigger would.
+func (e *env) reap() reaper.Report {
+	e.t.Helper()
+	rep, err := reaper.New(e.backend.Client, e.queueID, e.q, e.adm, reaper.Options{Now: e.clock.Now, Logger: e.logger}).Run(context.Background())
+	if err != nil {
+		e.t.Fatalf("reaper: %v", err)
+	}
+	return rep
+}
+
+// want checks an answer's HTTP status, Code and Data.Status.
+func want(t *testing.T, a answer, status, code int, dataStatus string) {
+	t.Helper()
+	if a.Status != status || a.Env.Code != code || a.Data.Status != dataStatus {
+		t.Fatalf("got HTTP %d Code %d Status %q (Msg %q, Data %s); want HTTP %d Code %d Status %q",
+			a.Status, a.Env.Code, a.Data.Status, a.Env.Msg, a.Env.Data, status, code, dataStatus)
+	}
+}
+
+// checkCapacity asserts the contract's capacity promise on both sides.
+func (e *env) checkCapacity(capacity int) {
+	e.t.Helper()
+	st, err := e.q.Stats(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if h := st.Admitting + st.Ready + st.Active + st.Releasing; h > int64(capacity) {
+		e.t.Fatalf("queue holds %d slots, capacity %d", h, capacity)
+	}
+	if s := e.emu.State(); len(s.Sessions)+len(s.Locked) > capacity {
+		e.t.Fatalf("CAR holds %v + %v, capacity %d", s.Sessions, s.Locked, capacity)
+	}
+}

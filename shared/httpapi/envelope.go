@@ -1,0 +1,71 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/tencentyun/scf-go-lib/events"
+)
+
+// Envelope is the body of every answer, errors included.
+type Envelope struct {
+	Code      Code   `json:"Code"`
+	Msg       string `json:"Msg"`
+	RequestId string `json:"RequestId"` //nolint:revive // the contract's spelling
+	Data      any    `json:"Data"`
+}
+
+// Data is the payload of the user routes; fields not meaningful for a Status are omitted.
+type Data struct {
+	Status          string `json:"Status,omitempty"`
+	Ticket          string `json:"Ticket,omitempty"`
+	Position        int64  `json:"Position,omitempty"`
+	QueueLength     int64  `json:"QueueLength,omitempty"`
+	EtaSeconds      *int64 `json:"EtaSeconds,omitempty"`
+	NextPollMs      int64  `json:"NextPollMs,omitempty"`
+	ServerSession   string `json:"ServerSession,omitempty"`
+	NextHeartbeatMs int64  `json:"NextHeartbeatMs,omitempty"`
+	// Reason says why a user is Expired (stopped, idle, heartbeat_timeout, never_started,
+	// car_refused) when the queue still remembers it; an extension of the contract.
+	Reason string `json:"Reason,omitempty"`
+}
+
+// The Status values of the contract.
+const (
+	StatusQueued    = "Queued"
+	StatusAdmitting = "Admitting"
+	StatusReady     = "Ready"
+	StatusActive    = "Active"
+	StatusExpired   = "Expired"
+	StatusStopped   = "Stopped"
+)
+
+// response builds the SCF answer: the envelope as JSON plus CORS and cache headers.
+func (a *API) response(status int, env Envelope, retryAfter int, extra map[string]string) events.APIGatewayResponse {
+	if env.Data == nil {
+		env.Data = struct{}{}
+	}
+	body, err := json.Marshal(env)
+	if err != nil { // only possible with a Data type that cannot be encoded: a bug
+		status = http.StatusInternalServerError
+		body = []byte(`{"Code":5000,"Msg":"internal error","RequestId":` + strconv.Quote(env.RequestId) + `,"Data":{}}`)
+	}
+	h := map[string]string{
+		"Content-Type":                  "application/json",
+		"Cache-Control":                 "no-store",
+		"X-Content-Type-Options":        "nosniff",
+		"Access-Control-Allow-Origin":   a.corsOrigin,
+		"Access-Control-Expose-Headers": "Retry-After",
+	}
+	if a.corsOrigin != "*" {
+		h["Vary"] = "Origin"
+	}
+	if retryAfter > 0 {
+		h["Retry-After"] = strconv.Itoa(retryAfter)
+	}
+	for k, v := range extra {
+		h[k] = v
+	}
+	return events.APIGatewayResponse{StatusCode: status, Headers: h, Body: string(body)}
+}

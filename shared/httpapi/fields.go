@@ -1,0 +1,163 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"unicode/utf8"
+)
+
+// Field limits of the contract.
+const (
+	MaxUserID        = 64
+	MaxClientSession = 8192
+	MaxTicket        = 256
+	MaxRequestID     = 128
+	MaxID            = 128 // ProjectId, ApplicationId, ApplicationVersionId
+)
+
+// fields is the request body: one JSON object, kept raw so that each field's type and limits
+// can be checked with a message naming it.
+type fields map[string]json.RawMessage
+
+// parseFields decodes b as one JSON object. An empty body is an empty object only where
+// allowEmpty (GET /stats).
+func parseFields(b []byte, allowEmpty bool) (fields, *apiError) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		if allowEmpty {
+			return fields{}, nil
+		}
+		return nil, &apiError{status: http.StatusBadRequest, code: CodeInvalidBody, msg: "body: want one JSON object, got an empty body"}
+	}
+	if !utf8.Valid(b) {
+		return nil, &apiError{status: http.StatusBadRequest, code: CodeInvalidBody, msg: "body: want UTF-8 JSON"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var f fields
+	if err := dec.Decode(&f); err != nil || f == nil {
+		return nil, &apiError{status: http.StatusBadRequest, code: CodeInvalidBody, msg: "body: want one JSON object"}
+	}
+	if dec.More() {
+		return nil, &apiError{status: http.StatusBadRequest, code: CodeInvalidBody, msg: "body: want one JSON object and nothing after it"}
+	}
+	return f, nil
+}
+
+// str returns a string field; "" when absent or null. A value of another type is an error.
+func (f fields) str(name string) (string, error) {
+	raw, ok := f[name]
+	if !ok || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", invalid("%s: must be a string", name)
+	}
+	return s, nil
+}
+
+// userID validates UserId: required, 1–64 of [A-Za-z0-9_.@:-].
+func (f fields) userID() (string, error) {
+	s, err := f.str("UserId")
+	if err != nil {
+		return "", err
+	}
+	if s == "" {
+		return "", invalid("UserId: required, 1–%d characters of [A-Za-z0-9_.@:-]", MaxUserID)
+	}
+	if len(s) > MaxUserID {
+		return "", invalid("UserId: at most %d characters (got %d)", MaxUserID, utf8.RuneCountInString(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if !userIDChar(s[i]) {
+			return "", invalid("UserId: only the characters [A-Za-z0-9_.@:-] are allowed")
+		}
+	}
+	return s, nil
+}
+
+func userIDChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '_' || c == '.' || c == '@' || c == ':' || c == '-'
+}
+
+// clientSession validates ClientSession: 1–8192 characters, no control characters.
+func (f fields) clientSession(required bool) (string, error) {
+	s, err := f.str("ClientSession")
+	if err != nil {
+		return "", err
+	}
+	if s == "" {
+		if required {
+			return "", invalid("ClientSession: required, 1–%d characters (from TCGSDK.getClientSession())", MaxClientSession)
+		}
+		return "", nil
+	}
+	if n := utf8.RuneCountInString(s); n > MaxClientSession {
+		return "", invalid("ClientSession: at most %d characters (got %d)", MaxClientSession, n)
+	}
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f {
+			return "", invalid("ClientSession: control characters are not allowed")
+		}
+	}
+	return s, nil
+}
+
+// ticket returns the Ticket field; missing or not a string is a 401 (the contract's rule for
+// tickets), as is one too long to be ours.
+func (f fields) ticket() (string, error) {
+	s, err := f.str("Ticket")
+	if err != nil {
+		return "", badTicket("Ticket: must be the string /start returned")
+	}
+	if s == "" {
+		return "", badTicket("Ticket: required (the one /start returned)")
+	}
+	if len(s) > MaxTicket {
+		return "", badTicket("Ticket: invalid")
+	}
+	return s, nil
+}
+
+// optionalID validates ProjectId, ApplicationId, ApplicationVersionId: optional, and, because
+// one queue serves one CAR project and application, equal to the configured value when given.
+func (f fields) optionalID(name, configured string) error {
+	s, err := f.str(name)
+	if err != nil || s == "" {
+		return err
+	}
+	if len(s) > MaxID {
+		return invalid("%s: at most %d characters (got %d)", name, MaxID, utf8.RuneCountInString(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !userIDChar(c) || c == '@' {
+			return invalid("%s: only the characters [A-Za-z0-9_.:-] are allowed", name)
+		}
+	}
+	if configured == "" {
+		return invalid("%s: this queue serves the configured default only; omit %s", name, name)
+	}
+	if s != configured {
+		return invalid("%s: this queue serves %s %q only; omit it or send that value", name, name, configured)
+	}
+	return nil
+}
+
+// requestID returns the caller's RequestId when it is a sane one (1–128 printable ASCII
+// characters, no spaces), else "" and the caller's value is replaced by a generated id.
+func (f fields) requestID() (string, error) {
+	s, err := f.str("RequestId")
+	if err != nil {
+		return "", invalid("RequestId: must be a string")
+	}
+	if len(s) > MaxRequestID {
+		return "", invalid("RequestId: at most %d characters", MaxRequestID)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= 0x20 || s[i] >= 0x7f {
+			return "", invalid("RequestId: printable ASCII without spaces only")
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,468 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/carqueue/carqueue/shared/queue"
+	"github.com/carqueue/carqueue/shared/redistest"
+)
+
+// TestFIFOAndCapacity: users are admitted in the order of their first /start, /start again
+// keeps the place, and no more than capacity users hold a slot on either side.
+func TestFIFOAndCapacity(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		const capacity = 2
+		e := newEnv(t, b, envOpts{capacity: capacity})
+		users := []string{"u0", "u1", "u2", "u3", "u4"}
+		for i, u := range users {
+			a := e.start(u, "cs-"+u)
+			if i < capacity {
+				want(t, a, 200, 0, StatusReady)
+				continue
+			}
+			want(t, a, 200, 0, StatusQueued)
+			if a.Data.Position != int64(i-capacity+1) || a.Data.QueueLength != int64(i-capacity+1) || a.Data.NextPollMs <= 0 {
+				t.Fatalf("%s: %+v", u, a.Data)
+			}
+			e.checkCapacity(capacity)
+		}
+		// /start again keeps the place.
+		a := e.start("u3", "cs-u3-newer")
+		want(t, a, 200, 0, StatusQueued)
+		if a.Data.Position != 2 || a.Data.QueueLength != 3 {
+			t.Fatalf("restart lost its place: %+v", a.Data)
+		}
+		// Admit the queued users one by one as the holders leave; the order is FIFO even when
+		// a later user polls first.
+		for _, next := range []string{"u2", "u3", "u4"} {
+			holders := e.holders(users)
+			if len(holders) != capacity {
+				t.Fatalf("holders %v", holders)
+			}
+			want(t, e.stop(holders[0]), 200, 0, StatusStopped)
+			e.clock.Advance(cleanupDelay + time.Second) // CAR cleans the slot up
+			for _, u := range users {
+				if u == next {
+					continue
+				}
+				if a := e.poll(u); a.Data.Status == StatusReady && !contains(holders, u) {
+					t.Fatalf("%s jumped the line ahead of %s", u, next)
+				}
+			}
+			want(t, e.poll(next), 200, 0, StatusReady)
+			e.checkCapacity(capacity)
+		}
+	})
+}
+
+// holders returns the users currently Ready (in users order).
+func (e *env) holders(users []string) []string {
+	var out []string
+	for _, u := range users {
+		if e.poll(u).Data.Status == StatusReady {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// TestNoIdleKeepsPlace: CAR still cleaning the freed slot (NoIdle) leaves the head at its place.
+func TestNoIdleKeepsPlace(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		e := newEnv(t, b, envOpts{capacity: 1})
+		want(t, e.start("a", "cs"), 200, 0, StatusReady)
+		want(t, e.start("b", "cs"), 200, 0, StatusQueued)
+		want(t, e.start("c", "cs"), 200, 0, StatusQueued)
+		want(t, e.stop("a"), 200, 0, StatusStopped)
+		a := e.poll("b") // slot free in the queue, CAR still cleaning: NoIdle → requeued at the front
+		want(t, a, 200, 0, StatusQueued)
+		if a.Data.Position != 1 {
+			t.Fatalf("b lost its place: %+v", a.Data)
+		}
+		if a := e.poll("c"); a.Data.Position != 2 {
+			t.Fatalf("c: %+v", a.Data)
+		}
+		e.clock.Advance(cleanupDelay + time.Second)
+		want(t, e.poll("b"), 200, 0, StatusReady)
+		e.checkCapacity(1)
+	})
+}
+
+// TestCARTransientKeepsPlace: a transient CAR error answers the user's place, not an error.
+func TestCARTransientKeepsPlace(t *testing.T) {
+	e := newEnv(t, redistest.Embedded(t), envOpts{capacity: 1})
+	e.emu.Script("ApplyConcurrent", "InternalError")
+	a := e.start("a", "cs")
+	want(t, a, 200, 0, StatusQueued)
+	if a.Data.Position != 1 {
+		t.Fatalf("%+v", a.Data)
+	}
+	want(t, e.poll("a"), 200, 0, StatusReady)
+}
+
+func TestHeartbeatExpiry(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		e := newEnv(t, b, envOpts{capacity: 1})
+		want(t, e.start("a", "cs"), 200, 0, StatusReady)
+		want(t, e.start("b", "cs"), 200, 0, StatusQueued)
+		want(t, e.heartbeat("a"), 200, 0, StatusActive)
+		for i := 0; i < 4; i++ { // heartbeats keep a (and polls keep b) alive past the timeout
+			e.clock.Advance(hbTimeout / 2)
+			want(t, e.heartbeat("a"), 200, 0, StatusActive)
+			want(t, e.poll("b"), 200, 0, StatusQueued)
+			e.reap()
+		}
+		e.clock.Advance(hbTimeout + time.Second)
+		want(t, e.poll("b"), 200, 0, StatusQueued)
+		rep := e.reap()
+		if rep.Reaped[queue.ReasonHeartbeatTimeout] != 1 {
+			t.Fatalf("report %+v", rep)
+		}
+		if s := e.emu.State(); len(s.Sessions) != 0 && !(len(s.Sessions) == 1 && s.Sessions[0] == "b") {
+			t.Fatalf("a's session not destroyed: %+v", s)
+		}
+		a := e.heartbeat("a")
+		want(t, a, 200, 0, StatusExpired)
+		if a.Data.Reason != string(queue.ReasonHeartbeatTimeout) {
+			t.Fatalf("reason %q", a.Data.Reason)
+		}
+		want(t, e.poll("a"), 200, 0, StatusExpired)
+		e.clock.Advance(cleanupDelay + time.Second)
+		want(t, e.poll("b"), 200, 0, StatusReady)
+		e.checkCapacity(1)
+	})
+}
+
+func TestIdleExpiry(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		e := newEnv(t, b, envOpts{capacity: 1})
+		want(t, e.start("a", "cs"), 200, 0, StatusReady)
+		want(t, e.heartbeat("a"), 200, 0, StatusActive)
+		want(t, e.start("b", "cs"), 200, 0, StatusQueued)
+		want(t, e.start("c", "cs"), 200, 0, StatusQueued)
+		e.clock.Advance(idleTimeout / 2)
+		want(t, e.poll("c"), 200, 0, StatusQueued)
+		e.clock.Advance(idleTimeout/2 + time.Second) // b silent for longer than the idle timeout, c not
+		want(t, e.heartbeat("a"), 200, 0, StatusActive)
+		rep := e.reap()
+		if rep.Reaped[queue.ReasonIdle] != 1 {
+			t.Fatalf("report %+v", rep)
+		}
+		a := e.poll("b")
+		want(t, a, 200, 0, StatusExpired)
+		if a.Data.Reason != string(queue.ReasonIdle) {
+			t.Fatalf("reason %q", a.Data.Reason)
+		}
+		a = e.poll("c")
+		want(t, a, 200, 0, StatusQueued)
+		if a.Data.Position != 1 || a.Data.QueueLength != 1 {
+			t.Fatalf("c: %+v", a.Data)
+		}
+		// b calls /start again: back in line, behind c.
+		a = e.start("b", "cs")
+		want(t, a, 200, 0, StatusQueued)
+		if a.Data.Position != 2 {
+			t.Fatalf("b: %+v", a.Data)
+		}
+	})
+}
+
+func TestNeverStartedExpiry(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		e := newEnv(t, b, envOpts{capacity: 1})
+		want(t, e.start("a", "cs"), 200, 0, StatusReady)
+		e.clock.Advance(readyTimeout + time.Second)
+		rep := e.reap()
+		if rep.Reaped[queue.ReasonNeverStarted] != 1 {
+			t.Fatalf("report %+v", rep)
+		}
+		if s := e.emu.State(); len(s.Sessions) != 0 {
+			t.Fatalf("session not destroyed: %+v", s)
+		}
+		a := e.heartbeat("a")
+		want(t, a, 200, 0, StatusExpired)
+		if a.Data.Reason != string(queue.ReasonNeverStarted) {
+			t.Fatalf("reason %q", a.Data.Reason)
+		}
+	})
+}
+
+func TestReconnect(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		t.Run("inside the window", func(t *testing.T) {
+			e := newEnv(t, b, envOpts{capacity: 1})
+			first := e.start("a", "cs-1")
+			want(t, first, 200, 0, StatusReady)
+			want(t, e.heartbeat("a"), 200, 0, StatusActive)
+			want(t, e.start("b", "cs"), 200, 0, StatusQueued)
+			e.clock.Advance(hbTimeout - 5*time.Second) // dropped, comes back just in time
+			want(t, e.poll("b"), 200, 0, StatusQueued)
+			a := e.reconnect("a", "cs-2")
+			want(t, a, 200, 0, StatusReady)
+			if a.Data.ServerSession == "" || a.Data.ServerSession == first.Data.ServerSession || a.Data.Ticket == "" {
+				t.Fatalf("reconnect: %+v", a.Data)
+			}
+			want(t, e.heartbeat("a"), 200, 0, StatusActive)
+			if s := e.emu.State(); len(s.Sessions) != 1 || s.Sessions[0] != "a" {
+				t.Fatalf("emulator %+v", s)
+			}
+			if a := e.poll("b"); a.Data.Position != 1 {
+				t.Fatalf("b: %+v", a.Data)
+			}
+			e.checkCapacity(1)
+		})
+		t.Run("outside the window it is /start", func(t *testing.T) {
+			e := newEnv(t, b, envOpts{capacity: 1})
+			want(t, e.start("a", "cs-1"), 200, 0, StatusReady)
+			want(t, e.heartbeat("a"), 200, 0, StatusActive)
+			want(t, e.start("b", "cs"), 200, 0, StatusQueued)
+			e.clock.Advance(hbTimeout + time.Second)
+			want(t, e.poll("b"), 200, 0, StatusQueued)
+			e.reap() // a reaped
+			e.clock.Advance(cleanupDelay + time.Second)
+			want(t, e.poll("b"), 200, 0, StatusReady) // b took the slot
+			a := e.reconnect("a", "cs-2")
+			want(t, a, 200, 0, StatusQueued)
+			if a.Data.Position != 1 || a.Data.Ticket == "" {
+				t.Fatalf("a: %+v", a.Data)
+			}
+			e.checkCapacity(1)
+		})
+		t.Run("a queued user keeps its place", func(t *testing.T) {
+			e := newEnv(t, b, envOpts{capacity: 1})
+			want(t, e.start("a", "cs"), 200, 0, StatusReady)
+			want(t, e.start("b", "cs"), 200, 0, StatusQueued)
+			want(t, e.start("c", "cs"), 200, 0, StatusQueued)
+			a := e.reconnect("c", "cs-new")
+			want(t, a, 200, 0, StatusQueued)
+			if a.Data.Position != 2 {
+				t.Fatalf("c: %+v", a.Data)
+			}
+		})
+	})
+}
+
+// TestStartAgainWhileHolding: a page reload calls /start with a new ClientSession; the user
+// re-attaches to its own slot with it.
+func TestStartAgainWhileHolding(t *testing.T) {
+	e := newEnv(t, redistest.Embedded(t), envOpts{capacity: 1})
+	first := e.start("a", "cs-1")
+	want(t, first, 200, 0, StatusReady)
+	want(t, e.heartbeat("a"), 200, 0, StatusActive)
+	again := e.start("a", "cs-2")
+	want(t, again, 200, 0, StatusReady)
+	if again.Data.ServerSession == first.Data.ServerSession {
+		t.Fatal("no new session for the new ClientSession")
+	}
+	e.checkCapacity(1)
+}
+
+func TestStop(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		e := newEnv(t, b, envOpts{capacity: 1})
+		want(t, e.start("a", "cs"), 200, 0, StatusReady)
+		want(t, e.heartbeat("a"), 200, 0, StatusActive)
+		want(t, e.start("b", "cs"), 200, 0, StatusQueued)
+		want(t, e.start("c", "cs"), 200, 0, StatusQueued)
+
+		// While queued: leaves the line, the others move up.
+		want(t, e.stop("b"), 200, 0, StatusStopped)
+		a := e.poll("b")
+		want(t, a, 200, 0, StatusExpired)
+		if a.Data.Reason != string(queue.ReasonStopped) {
+			t.Fatalf("reason %q", a.Data.Reason)
+		}
+		if a := e.poll("c"); a.Data.Position != 1 || a.Data.QueueLength != 1 {
+			t.Fatalf("c: %+v", a.Data)
+		}
+
+		// While holding: the session is destroyed and the slot freed at once.
+		want(t, e.stop("a"), 200, 0, StatusStopped)
+		if s := e.emu.State(); len(s.Sessions)+len(s.Locked) != 0 {
+			t.Fatalf("CAR still holds %+v", s)
+		}
+		st := e.stats()
+		if st.Map["Releasing"] != 0.0 || st.Map["Active"] != 0.0 || st.Map["Free"] != 1.0 {
+			t.Fatalf("slot not freed: %v", st.Map)
+		}
+		want(t, e.heartbeat("a"), 200, 0, StatusExpired)
+
+		// Idempotent, also for a user never seen.
+		want(t, e.stop("a"), 200, 0, StatusStopped)
+		want(t, e.stop("b"), 200, 0, StatusStopped)
+		want(t, e.stop("never-seen"), 200, 0, StatusStopped)
+
+		e.clock.Advance(cleanupDelay + time.Second)
+		want(t, e.poll("c"), 200, 0, StatusReady)
+		e.checkCapacity(1)
+	})
+}
+
+// TestStopWhenCARDown: the client is stopped; the user stays Releasing (holding its slot)
+// until the reaper gets DestroySession through; /start meanwhile finishes the release first.
+func TestStopWhenCARDown(t *testing.T) {
+	e := newEnv(t, redistest.Embedded(t), envOpts{capacity: 1})
+	want(t, e.start("a", "cs"), 200, 0, StatusReady)
+	e.emu.Script("DestroySession", "InternalError", "InternalError")
+	want(t, e.stop("a"), 200, 0, StatusStopped)
+	if st := e.stats(); st.Map["Releasing"] != 1.0 {
+		t.Fatalf("want a Releasing: %v", st.Map)
+	}
+	want(t, e.start("b", "cs"), 200, 0, StatusQueued) // a still holds the slot
+	a := e.start("a", "cs")                           // DestroySession fails once more: 503
+	if a.Status != 503 || a.Env.Code != 5030 {
+		t.Fatalf("got %d/%d %q", a.Status, a.Env.Code, a.Env.Msg)
+	}
+	a = e.start("a", "cs") // now it goes through: a joins the line again, behind b
+	want(t, a, 200, 0, StatusQueued)
+	if a.Data.Position != 2 {
+		t.Fatalf("a: %+v", a.Data)
+	}
+	e.checkCapacity(1)
+}
+
+// TestETA: EtaSeconds appears once admissions have been measured, and NextPollMs grows with
+// the position.
+func TestETA(t *testing.T) {
+	e := newEnv(t, redistest.Embedded(t), envOpts{capacity: 1})
+	want(t, e.start("u0", "cs"), 200, 0, StatusReady)
+	var last int64
+	for i := 1; i <= 9; i++ {
+		a := e.start(fmt.Sprintf("u%d", i), "cs")
+		want(t, a, 200, 0, StatusQueued)
+		if a.Data.NextPollMs < last {
+			t.Fatalf("NextPollMs shrank at position %d", a.Data.Position)
+		}
+		last = a.Data.NextPollMs
+	}
+	e.clock.Advance(10 * time.Second) // let the cached rate expire
+	a := e.poll("u9")
+	if a.Data.EtaSeconds == nil || *a.Data.EtaSeconds <= 0 {
+		t.Fatalf("no ETA with a known rate: %s", a.Env.Data)
+	}
+	if a.Data.NextPollMs != 3000 { // √9 s, jitter pinned to 0
+		t.Fatalf("NextPollMs %d", a.Data.NextPollMs)
+	}
+}
+
+// TestReconnectCARTrouble: a reattach that CAR fails transiently answers 503 (retry), never
+// the old ServerSession, and the user keeps its slot.
+func TestReconnectCARTrouble(t *testing.T) {
+	e := newEnv(t, redistest.Embedded(t), envOpts{capacity: 1})
+	want(t, e.start("a", "cs-1"), 200, 0, StatusReady)
+	want(t, e.heartbeat("a"), 200, 0, StatusActive)
+	e.emu.Script("ApplyConcurrent", "InternalError")
+	a := e.reconnect("a", "cs-2")
+	if a.Status != 503 || a.Env.Code != 5030 || a.Header["Retry-After"] == "" {
+		t.Fatalf("got %d/%d %q", a.Status, a.Env.Code, a.Env.Msg)
+	}
+	want(t, e.heartbeat("a"), 200, 0, StatusActive)
+	want(t, e.reconnect("a", "cs-2"), 200, 0, StatusReady)
+	e.checkCapacity(1)
+}
+
+// TestConcurrentRequests: many users at once never exceed capacity and get distinct places.
+func TestConcurrentRequests(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		const capacity, users = 3, 30
+		e := newEnv(t, b, envOpts{capacity: capacity})
+		answers := make([]answer, users)
+		var wg sync.WaitGroup
+		for i := 0; i < users; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				answers[i] = e.start(fmt.Sprintf("c%02d", i), "cs")
+			}(i)
+		}
+		wg.Wait()
+		ready := 0
+		for _, a := range answers {
+			switch a.Data.Status {
+			case StatusReady:
+				ready++
+			case StatusQueued:
+			default:
+				t.Fatalf("unexpected %d %+v %q", a.Status, a.Data, a.Env.Msg)
+			}
+		}
+		if ready == 0 || ready > capacity {
+			t.Fatalf("%d ready, capacity %d", ready, capacity)
+		}
+		e.checkCapacity(capacity)
+		for i := 0; i < users; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				u := fmt.Sprintf("c%02d", i)
+				e.poll(u)
+				e.heartbeat(u)
+			}(i)
+		}
+		wg.Wait()
+		e.checkCapacity(capacity)
+		// Once quiet, the queued users hold the distinct places 1..n.
+		positions := map[int64]bool{}
+		queued := 0
+		for i := 0; i < users; i++ {
+			st, err := e.q.Poll(context.Background(), fmt.Sprintf("c%02d", i), "") // reads; never admits
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != queue.StateQueued {
+				continue
+			}
+			queued++
+			if positions[st.Position] || st.Position < 1 || st.Position > users {
+				t.Fatalf("position %d twice or out of range", st.Position)
+			}
+			positions[st.Position] = true
+		}
+		if !positions[1] && queued > 0 || !positions[int64(queued)] && queued > 0 {
+			t.Fatalf("positions %v not 1..%d", positions, queued)
+		}
+	})
+}
+
+// TestStartAgainWhileReady: a Ready user (no heartbeat yet) reloading gets a new session on
+// its own slot, without queueing.
+func TestStartAgainWhileReady(t *testing.T) {
+	e := newEnv(t, redistest.Embedded(t), envOpts{capacity: 1})
+	first := e.start("a", "cs-1")
+	want(t, first, 200, 0, StatusReady)
+	want(t, e.start("b", "cs"), 200, 0, StatusQueued)
+	again := e.start("a", "cs-2")
+	want(t, again, 200, 0, StatusReady)
+	if again.Data.ServerSession == first.Data.ServerSession {
+		t.Fatal("no new session for the new ClientSession")
+	}
+	e.checkCapacity(1)
+}
+
+// TestStartAfterWindowBeforeReap: back after HEARTBEAT_TIMEOUT but before the reaper ran, the
+// old session is ended and the user queues afresh, behind those already waiting.
+func TestStartAfterWindowBeforeReap(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		e := newEnv(t, b, envOpts{capacity: 1})
+		want(t, e.start("a", "cs-1"), 200, 0, StatusReady)
+		want(t, e.heartbeat("a"), 200, 0, StatusActive)
+		want(t, e.start("b", "cs"), 200, 0, StatusQueued)
+		e.clock.Advance(hbTimeout + time.Second)
+		want(t, e.poll("b"), 200, 0, StatusQueued)
+		a := e.reconnect("a", "cs-2")
+		want(t, a, 200, 0, StatusQueued)
+		if a.Data.Position != 2 {
+			t.Fatalf("a: %+v", a.Data)
+		}
+		if s := e.emu.State(); len(s.Sessions) != 0 {
+			t.Fatalf("old session not destroyed: %+v", s)
+		}
+		e.clock.Advance(cleanupDelay + time.Second)
+		want(t, e.poll("b"), 200, 0, StatusReady)
+		e.checkCapacity(1)
+	})
+}
