@@ -1,0 +1,9 @@
+// Command start is the SCF function serving POST /start; all behaviour lives in shared/app.
+package main
+
+import (
+	"github.com/carqueue/carqueue/shared/app"
+	"github.com/tencentyun/scf-go-lib/cloudfunction"
+)
+
+func main() { cloudfunction.Start(app.HTTP("start")) }

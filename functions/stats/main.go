@@ -1,0 +1,9 @@
+// Command stats is the SCF function serving GET or POST /stats (admin counts); all behaviour lives in shared/app.
+package main
+
+import (
+	"github.com/carqueue/carqueue/shared/app"
+	"github.com/tencentyun/scf-go-lib/cloudfunction"
+)
+
+func main() { cloudfunction.Start(app.HTTP("stats")) }
