@@ -66,10 +66,10 @@ type Options struct {
 // Status is a user's view of the line.
 type Status struct {
 	State         State
-	Position      int64 // 1-based, when Queued
-	Length        int64 // queued users, when Queued
-	ServerSession string
-	ClientSession string // newest known, when Queued or holding
+	Position      int64  // 1-based, when Queued
+	Length        int64  // queued users, when Queued
+	ServerSession string // when Ready or Active; Heartbeat leaves it empty
+	ClientSession string // newest known, when Queued or holding; from Join only (Poll and Heartbeat leave it empty)
 	Reason        Reason // when StateNone and the user is remembered as gone
 }
 

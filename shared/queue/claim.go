@@ -1,0 +1,201 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+)
+
+// claimScript takes users from the head of the line while held slots < capacity.
+// ARGV: now, capacity, leaseMs, only ("" = anyone; else claim only this user, if at the head),
+// token1..tokenN (N = most users to take). Reply: {user, clientSession, token}...
+var claimScript = newScript("claim", `
+local now, cap, lease, only = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local n = math.min(#ARGV - 4, cap - held())
+if n <= 0 then return {} end
+local head = redis.call('ZRANGE', K_LINE, 0, n - 1, 'WITHSCORES')
+if only ~= '' and head[1] ~= only then return {} end
+local out = {}
+for i = 1, #head, 2 do
+  local u, seq, tok = head[i], head[i + 1], ARGV[4 + (i + 1) / 2]
+  redis.call('ZREM', K_LINE, u)
+  redis.call('ZREM', K_SEEN, u)
+  redis.call('ZADD', K_LEASE, now + lease, u)
+  redis.call('HSET', K_HOLD, 's:' .. u, 'Admitting', 't:' .. u, tok, 'q:' .. u, seq)
+  out[#out + 1] = u
+  out[#out + 1] = redis.call('HGET', K_CS, u) or ''
+  out[#out + 1] = tok
+end
+return out
+`)
+
+// reattachScript puts a Ready/Active user whose deadline has not passed back to Admitting on
+// its own slot, remembering the state and deadline to return to.
+// ARGV: user, now, leaseMs, token, clientSession. Reply: {user, clientSession, token} or {}.
+var reattachScript = newScript("reattach", `
+local u, now, lease, tok, cs = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local st = holder_state(u)
+if st ~= 'Ready' and st ~= 'Active' then return {} end
+local z = state_zset(st)
+local d = redis.call('ZSCORE', z, u)
+if tonumber(d) <= now then return {} end
+redis.call('ZREM', z, u)
+redis.call('ZADD', K_LEASE, now + lease, u)
+redis.call('HSET', K_HOLD, 's:' .. u, 'Admitting', 't:' .. u, tok, 'r:' .. u, st, 'd:' .. u, d)
+if cs ~= '' then redis.call('HSET', K_CS, u, cs) else cs = redis.call('HGET', K_CS, u) or '' end
+return {u, cs, tok}
+`)
+
+// markReadyScript: Admitting → Ready with the ServerSession, if the claim is still current.
+// First admissions (not reattaches) count towards AdmittedTotal and the admission rate.
+// ARGV: user, token, now, serverSession, readyMs, rateWindowMs. Reply: 1, or 0 if stale.
+var markReadyScript = newScript("mark_ready", `
+local u, tok, now, ss, ready, win = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+if holder_state(u) ~= 'Admitting' or redis.call('HGET', K_HOLD, 't:' .. u) ~= tok then return 0 end
+local reattach = redis.call('HGET', K_HOLD, 'r:' .. u)
+redis.call('ZREM', K_LEASE, u)
+redis.call('ZADD', K_RDY, now + ready, u)
+redis.call('HDEL', K_HOLD, 't:' .. u, 'r:' .. u, 'd:' .. u)
+redis.call('HSET', K_HOLD, 's:' .. u, 'Ready', 'ss:' .. u, ss)
+if not reattach then
+  local n = redis.call('HINCRBY', K_CNT, 'admitted', 1)
+  redis.call('ZADD', K_RATE, now, n)
+  redis.call('ZREMRANGEBYSCORE', K_RATE, '-inf', now - win)
+end
+return 1
+`)
+
+// requeueScript gives up a current claim: back to the front of the line, or, for a reattach,
+// back to the holding state it had. ARGV: user, token, now. Reply: 1, or 0 if stale.
+var requeueScript = newScript("requeue", `
+local u, tok, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if holder_state(u) ~= 'Admitting' or redis.call('HGET', K_HOLD, 't:' .. u) ~= tok then return 0 end
+unclaim(u, now)
+return 1
+`)
+
+// refuseScript ends a current claim CAR refused for good (reason car_refused). If CAR may
+// hold a slot (locked, or a reattach, whose old session may still run) the user goes to
+// Releasing, else it is gone at once. ARGV: user, token, now, locked (1/0), goneRetention.
+// Reply: 1, or 0 if stale.
+var refuseScript = newScript("refuse", `
+local u, tok, now, locked, ret = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+if holder_state(u) ~= 'Admitting' or redis.call('HGET', K_HOLD, 't:' .. u) ~= tok then return 0 end
+if locked == '1' or redis.call('HEXISTS', K_HOLD, 'r:' .. u) == 1 then
+  to_releasing(u, 'Admitting', 'car_refused', now)
+else
+  redis.call('ZREM', K_LEASE, u)
+  drop_holder(u)
+  redis.call('HDEL', K_CS, u)
+  set_gone(u, 'car_refused', now, ret)
+  count_left('car_refused')
+end
+return 1
+`)
+
+// Claim implements Interface.
+func (q *Queue) Claim(ctx context.Context, max int) ([]Claim, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	if max > MaxClaim {
+		return nil, fmt.Errorf("claim: max %d must be at most %d: %w", max, MaxClaim, ErrInvalid)
+	}
+	return q.claim(ctx, "", max)
+}
+
+// ClaimUser implements Interface.
+func (q *Queue) ClaimUser(ctx context.Context, userID string) (Claim, bool, error) {
+	if err := checkUser(userID); err != nil {
+		return Claim{}, false, fmt.Errorf("claim user: %w", err)
+	}
+	cs, err := q.claim(ctx, userID, 1)
+	if err != nil || len(cs) == 0 {
+		return Claim{}, false, err
+	}
+	return cs[0], true, nil
+}
+
+func (q *Queue) claim(ctx context.Context, only string, max int) ([]Claim, error) {
+	args := make([]any, 0, 4+max)
+	args = append(args, q.nowMS(), q.opts.Capacity, ms(q.opts.ClaimLease), only)
+	for range max {
+		tok, err := newToken()
+		if err != nil {
+			return nil, fmt.Errorf("claim: %w", err)
+		}
+		args = append(args, tok)
+	}
+	v, err := q.run(ctx, claimScript, args...)
+	if err != nil {
+		return nil, fmt.Errorf("claim %d: %w", max, err)
+	}
+	out, err := replyClaims(v, false)
+	if err != nil {
+		return nil, fmt.Errorf("claim %d: %w", max, err)
+	}
+	return out, nil
+}
+
+// Reattach implements Interface. The deadline checked is the one of the user's state: the
+// ready deadline for Ready, the heartbeat deadline for Active. If the reattach claim's lease
+// runs out, Reap puts the user back into that state with that deadline (as Requeue does):
+// its old CAR session may still run, and the usual timeouts reap it if it does not.
+func (q *Queue) Reattach(ctx context.Context, userID, clientSession string) (Claim, bool, error) {
+	if err := checkUser(userID); err != nil {
+		return Claim{}, false, fmt.Errorf("reattach: %w", err)
+	}
+	if err := checkClientSession(clientSession); err != nil {
+		return Claim{}, false, fmt.Errorf("reattach %s: %w", userID, err)
+	}
+	tok, err := newToken()
+	if err != nil {
+		return Claim{}, false, fmt.Errorf("reattach %s: %w", userID, err)
+	}
+	v, err := q.run(ctx, reattachScript, userID, q.nowMS(), ms(q.opts.ClaimLease), tok, clientSession)
+	if err != nil {
+		return Claim{}, false, fmt.Errorf("reattach %s: %w", userID, err)
+	}
+	cs, err := replyClaims(v, true)
+	if err != nil {
+		return Claim{}, false, fmt.Errorf("reattach %s: %w", userID, err)
+	}
+	if len(cs) == 0 {
+		return Claim{}, false, nil
+	}
+	return cs[0], true, nil
+}
+
+// MarkReady implements Interface. The lease is checked by token only: a claim whose lease ran
+// out but that Reap has not yet returned to the line can still finish.
+func (q *Queue) MarkReady(ctx context.Context, c Claim, serverSession string) error {
+	return q.claimCall(ctx, markReadyScript, c, q.nowMS(), serverSession, ms(q.opts.ReadyTimeout), ms(q.opts.RateWindow))
+}
+
+// Requeue implements Interface.
+func (q *Queue) Requeue(ctx context.Context, c Claim) error {
+	return q.claimCall(ctx, requeueScript, c, q.nowMS())
+}
+
+// Refuse implements Interface. A reattach claim always goes to Releasing, whatever locked
+// says, because the user's earlier CAR session may still hold a slot.
+func (q *Queue) Refuse(ctx context.Context, c Claim, locked bool) error {
+	l := 0
+	if locked {
+		l = 1
+	}
+	return q.claimCall(ctx, refuseScript, c, q.nowMS(), l, ms(q.opts.GoneRetention))
+}
+
+func (q *Queue) claimCall(ctx context.Context, sc *script, c Claim, args ...any) error {
+	if err := checkUser(c.UserID); err != nil {
+		return fmt.Errorf("%s: %w", sc.name, err)
+	}
+	v, err := q.run(ctx, sc, append([]any{c.UserID, c.Token}, args...)...)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", sc.name, c.UserID, err)
+	}
+	if replyInt(v) != 1 {
+		return fmt.Errorf("%s %s: %w", sc.name, c.UserID, ErrLeaseLost)
+	}
+	return nil
+}

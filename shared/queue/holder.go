@@ -1,0 +1,105 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+)
+
+// heartbeatScript: Ready → Active, Active stays; both get a fresh heartbeat deadline. Other
+// users are answered without change. ARGV: user, now, heartbeatMs. Reply: status without
+// ServerSession and ClientSession, which a heartbeat does not need (one read less each time).
+//
+// The common case, an Active user, is one command: ZADD XX CH changes the deadline of a member
+// that exists (and answers 1 when it did); everyone else takes the slower path.
+var heartbeatScript = newScript("heartbeat", `
+local u, now, hb = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('ZADD', K_ACT, 'XX', 'CH', now + hb, u) == 1 then return {'Active', 0, 0, '', '', ''} end
+local st = holder_state(u)
+if st == 'Ready' then
+  redis.call('ZREM', K_RDY, u)
+  redis.call('HSET', K_HOLD, 's:' .. u, 'Active')
+  st = 'Active'
+end
+if st == 'Active' then redis.call('ZADD', K_ACT, now + hb, u) end
+if st then return {st, 0, 0, '', '', ''} end
+local r = redis.call('ZRANK', K_LINE, u)
+if r then return {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', '', ''} end
+return gone_status(u, now)
+`)
+
+// releasingScript lists the oldest Releasing users. ARGV: max. Reply: users.
+var releasingScript = newScript("releasing", `
+return redis.call('ZRANGE', K_REL, 0, tonumber(ARGV[1]) - 1)
+`)
+
+// releasedScript frees the slot of a Releasing user; it is remembered as gone with the reason
+// it started releasing for. ARGV: user, now, goneRetention. Reply: 1, or 0 if not Releasing.
+var releasedScript = newScript("released", `
+local u, now, ret = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if holder_state(u) ~= 'Releasing' then return 0 end
+local reason = redis.call('HGET', K_HOLD, 'y:' .. u) or 'stopped'
+redis.call('ZREM', K_REL, u)
+drop_holder(u)
+redis.call('HDEL', K_CS, u)
+set_gone(u, reason, now, ret)
+return 1
+`)
+
+// Heartbeat implements Interface. One round trip. Status.ServerSession and ClientSession stay
+// empty. A heartbeat after the deadline but before Reap ran still counts: the deadline only
+// matters to Reap and Reattach. A heartbeat while a reattach is Admitting changes nothing
+// (if the reattach lease runs out, the user returns with its old deadline).
+func (q *Queue) Heartbeat(ctx context.Context, userID string) (Status, error) {
+	if err := checkUser(userID); err != nil {
+		return Status{}, fmt.Errorf("heartbeat: %w", err)
+	}
+	v, err := q.run(ctx, heartbeatScript, userID, q.nowMS(), ms(q.opts.HeartbeatTimeout))
+	if err != nil {
+		return Status{}, fmt.Errorf("heartbeat %s: %w", userID, err)
+	}
+	st, err := replyStatus(v)
+	if err != nil {
+		return Status{}, fmt.Errorf("heartbeat %s: %w", userID, err)
+	}
+	return st, nil
+}
+
+// Releasing implements Interface: oldest first, so a failing DestroySession does not starve
+// the others for long.
+func (q *Queue) Releasing(ctx context.Context, max int) ([]string, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	if max > MaxBatch {
+		return nil, fmt.Errorf("releasing: max %d must be at most %d: %w", max, MaxBatch, ErrInvalid)
+	}
+	v, err := q.run(ctx, releasingScript, max)
+	if err != nil {
+		return nil, fmt.Errorf("releasing: %w", err)
+	}
+	a, err := replySlice(v, 0)
+	if err != nil {
+		return nil, fmt.Errorf("releasing: %w", err)
+	}
+	out := make([]string, len(a))
+	for i, u := range a {
+		out[i] = replyString(u)
+	}
+	return out, nil
+}
+
+// Released implements Interface. ErrNotHolding if the user is not Releasing (for instance
+// released already by another caller); callers may treat that as done.
+func (q *Queue) Released(ctx context.Context, userID string) error {
+	if err := checkUser(userID); err != nil {
+		return fmt.Errorf("released: %w", err)
+	}
+	v, err := q.run(ctx, releasedScript, userID, q.nowMS(), ms(q.opts.GoneRetention))
+	if err != nil {
+		return fmt.Errorf("released %s: %w", userID, err)
+	}
+	if replyInt(v) != 1 {
+		return fmt.Errorf("released %s: %w", userID, ErrNotHolding)
+	}
+	return nil
+}

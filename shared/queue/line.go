@@ -1,0 +1,104 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+)
+
+// joinScript puts a user at the back of the line, or refreshes a known one in place.
+// ARGV: user, now, clientSession ("" keeps the stored one). Reply: status.
+var joinScript = newScript("join", `
+local u, now, cs = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local r = redis.call('ZRANK', K_LINE, u)
+if not r then
+  local st = holder_state(u)
+  if st then
+    if cs ~= '' then redis.call('HSET', K_CS, u, cs) else cs = redis.call('HGET', K_CS, u) or '' end
+    return holder_status(u, st, cs)
+  end
+  local seq = redis.call('INCR', K_SEQ)
+  redis.call('ZADD', K_LINE, seq, u)
+  redis.call('ZREM', K_GONE, u)
+  redis.call('HDEL', K_GR, u)
+  r = redis.call('ZCARD', K_LINE) - 1
+end
+redis.call('ZADD', K_SEEN, now, u)
+if cs ~= '' then redis.call('HSET', K_CS, u, cs) else cs = redis.call('HGET', K_CS, u) or '' end
+return {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', cs, ''}
+`)
+
+// pollScript answers a user's status, touching last-seen of a queued user and storing a new
+// ClientSession. It does not read the stored ClientSession back (a poll would carry up to 8 KB
+// for nothing). ARGV: user, now, clientSession ("" keeps the stored one). Reply: status.
+var pollScript = newScript("poll", `
+local u, now, cs = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local r = redis.call('ZRANK', K_LINE, u)
+if r then
+  redis.call('ZADD', K_SEEN, ARGV[2], u)
+  if cs ~= '' then redis.call('HSET', K_CS, u, cs) end
+  return {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', '', ''}
+end
+local st = holder_state(u)
+if st then
+  if cs ~= '' then redis.call('HSET', K_CS, u, cs) end
+  return holder_status(u, st, '')
+end
+return gone_status(u, now)
+`)
+
+// stopScript removes a queued user (gone, stopped) or moves a holder to Releasing.
+// ARGV: user, now, goneRetention. Reply: the state before.
+var stopScript = newScript("stop", `
+local u, now, ret = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if redis.call('ZSCORE', K_LINE, u) then
+  leave_line(u)
+  set_gone(u, 'stopped', now, ret)
+  count_left('stopped')
+  return 'Queued'
+end
+local st = holder_state(u)
+if not st then return '' end
+if st ~= 'Releasing' then to_releasing(u, st, 'stopped', now) end
+return st
+`)
+
+// Join implements Interface. One round trip.
+func (q *Queue) Join(ctx context.Context, userID, clientSession string) (Status, error) {
+	return q.statusCall(ctx, joinScript, userID, clientSession)
+}
+
+// Poll implements Interface. One round trip. Status.ClientSession stays empty.
+func (q *Queue) Poll(ctx context.Context, userID, clientSession string) (Status, error) {
+	return q.statusCall(ctx, pollScript, userID, clientSession)
+}
+
+func (q *Queue) statusCall(ctx context.Context, sc *script, userID, clientSession string) (Status, error) {
+	if err := checkUser(userID); err != nil {
+		return Status{}, fmt.Errorf("%s: %w", sc.name, err)
+	}
+	if err := checkClientSession(clientSession); err != nil {
+		return Status{}, fmt.Errorf("%s %s: %w", sc.name, userID, err)
+	}
+	v, err := q.run(ctx, sc, userID, q.nowMS(), clientSession)
+	if err != nil {
+		return Status{}, fmt.Errorf("%s %s: %w", sc.name, userID, err)
+	}
+	st, err := replyStatus(v)
+	if err != nil {
+		return Status{}, fmt.Errorf("%s %s: %w", sc.name, userID, err)
+	}
+	return st, nil
+}
+
+// Stop implements Interface. Stopping twice is fine: the second call returns StateReleasing
+// (still leaving) or StateNone (gone).
+func (q *Queue) Stop(ctx context.Context, userID string) (State, error) {
+	if err := checkUser(userID); err != nil {
+		return StateNone, fmt.Errorf("stop: %w", err)
+	}
+	v, err := q.run(ctx, stopScript, userID, q.nowMS(), ms(q.opts.GoneRetention))
+	if err != nil {
+		return StateNone, fmt.Errorf("stop %s: %w", userID, err)
+	}
+	return State(replyString(v)), nil
+}

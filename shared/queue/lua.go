@@ -1,0 +1,174 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// luaHelpers are the Lua functions the scripts share, in dependency order. A script gets only
+// the helpers it calls and only the keys its code names (see newScript): every helper and key
+// costs a closure or a KEYS entry on each call, and poll and heartbeat run at tens of
+// thousands per second.
+//
+// Scripts never read the clock: "now" and every deadline come in ARGV as Unix milliseconds.
+// They only use commands of Redis 5.0 that miniredis (gopher-lua) runs too.
+var luaHelpers = []struct{ name, code string }{
+	{"holder_state", `
+local function holder_state(u)
+  return redis.call('HGET', K_HOLD, 's:' .. u)
+end`},
+	{"state_zset", `
+local function state_zset(st)
+  if st == 'Admitting' then return K_LEASE end
+  if st == 'Ready' then return K_RDY end
+  if st == 'Active' then return K_ACT end
+  if st == 'Releasing' then return K_REL end
+  return nil
+end`},
+	{"drop_holder", `
+local function drop_holder(u)
+  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u)
+end`},
+	{"set_gone", `
+local function set_gone(u, reason, now, retention)
+  redis.call('ZADD', K_GONE, now + retention, u)
+  redis.call('HSET', K_GR, u, reason)
+end`},
+	{"count_left", `
+local function count_left(reason)
+  redis.call('HINCRBY', K_CNT, 'left:' .. reason, 1)
+end`},
+	// a queued user leaves the line (its ClientSession too)
+	{"leave_line", `
+local function leave_line(u)
+  redis.call('ZREM', K_LINE, u)
+  redis.call('ZREM', K_SEEN, u)
+  redis.call('HDEL', K_CS, u)
+end`},
+	// a holder (Admitting, Ready or Active) starts releasing; it keeps its slot
+	{"to_releasing", `
+local function to_releasing(u, st, reason, now)
+  redis.call('ZREM', state_zset(st), u)
+  redis.call('HDEL', K_HOLD, 't:' .. u, 'r:' .. u, 'd:' .. u)
+  redis.call('HSET', K_HOLD, 's:' .. u, 'Releasing', 'y:' .. u, reason)
+  redis.call('ZADD', K_REL, now, u)
+  count_left(reason)
+end`},
+	// an Admitting user whose claim ends without admission: a reattach goes back to the state
+	// and deadline it had, anyone else to its old place in line (its original sequence number)
+	{"unclaim", `
+local function unclaim(u, now)
+  redis.call('ZREM', K_LEASE, u)
+  local prev = redis.call('HGET', K_HOLD, 'r:' .. u)
+  if prev then
+    local d = redis.call('HGET', K_HOLD, 'd:' .. u)
+    redis.call('HDEL', K_HOLD, 't:' .. u, 'r:' .. u, 'd:' .. u)
+    redis.call('HSET', K_HOLD, 's:' .. u, prev)
+    redis.call('ZADD', state_zset(prev), d, u)
+  else
+    local seq = redis.call('HGET', K_HOLD, 'q:' .. u)
+    drop_holder(u)
+    redis.call('ZADD', K_LINE, seq, u)
+    redis.call('ZADD', K_SEEN, now, u)
+  end
+end`},
+	// bulk runs one variadic command over a long argument list, in chunks Lua can unpack
+	{"bulk", `
+local function bulk(cmd, key, args)
+  for i = 1, #args, 1000 do
+    redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
+  end
+end`},
+	{"held", `
+local function held()
+  return redis.call('ZCARD', K_LEASE) + redis.call('ZCARD', K_RDY) + redis.call('ZCARD', K_ACT) + redis.call('ZCARD', K_REL)
+end`},
+	// status reply: {state, position, length, serverSession, clientSession, reason}
+	{"gone_status", `
+local function gone_status(u, now)
+  local exp = redis.call('ZSCORE', K_GONE, u)
+  if exp and tonumber(exp) > now then
+    return {'', 0, 0, '', '', redis.call('HGET', K_GR, u) or ''}
+  end
+  return {'', 0, 0, '', '', ''}
+end`},
+	{"holder_status", `
+local function holder_status(u, st, cs)
+  local ss = ''
+  if st == 'Ready' or st == 'Active' then ss = redis.call('HGET', K_HOLD, 'ss:' .. u) or '' end
+  return {st, 0, 0, ss, cs, ''}
+end`},
+}
+
+// keyRef matches a key's Lua name (K_LINE …) in script code.
+var keyRef = regexp.MustCompile(`\bK_([A-Z]+)\b`)
+
+// assemble prepends to body the helpers it needs (transitively) and local names for the keys
+// the whole text uses, and returns the text with those keys in KEYS order.
+func assemble(body string) (string, []keyID) {
+	need := make([]bool, len(luaHelpers))
+	for changed := true; changed; {
+		changed = false
+		text := body
+		for i, h := range luaHelpers {
+			if need[i] {
+				text += h.code
+			}
+		}
+		for i, h := range luaHelpers {
+			if !need[i] && regexp.MustCompile(`\b`+h.name+`\(`).MatchString(text) {
+				need[i], changed = true, true
+			}
+		}
+	}
+	var code strings.Builder
+	for i, h := range luaHelpers {
+		if need[i] {
+			code.WriteString(h.code)
+		}
+	}
+	code.WriteString("\n")
+	code.WriteString(body)
+	used := map[string]bool{}
+	for _, m := range keyRef.FindAllStringSubmatch(code.String(), -1) {
+		used[strings.ToLower(m[1])] = true
+	}
+	var head strings.Builder
+	var keys []keyID
+	for id, n := range keyNames {
+		if used[n] {
+			keys = append(keys, keyID(id))
+			fmt.Fprintf(&head, "local K_%s = KEYS[%d]\n", strings.ToUpper(n), len(keys))
+		}
+	}
+	return head.String() + code.String(), keys
+}
+
+// script is one Lua state change, run with EVALSHA and loaded on NOSCRIPT.
+type script struct {
+	name string
+	s    *redis.Script
+	keys []keyID // the queue keys the script uses, in KEYS order
+}
+
+func newScript(name, body string) *script {
+	src, keys := assemble(body)
+	return &script{name: name, s: redis.NewScript(src), keys: keys}
+}
+
+// run executes the script with the queue keys it uses.
+func (q *Queue) run(ctx context.Context, sc *script, args ...any) (any, error) {
+	keys := make([]string, len(sc.keys))
+	for i, k := range sc.keys {
+		keys[i] = q.keys[k]
+	}
+	v, err := sc.s.Run(ctx, q.rdb, keys, args...).Result()
+	if err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("queue %s: %s script: %w", q.opts.QueueID, sc.name, err)
+	}
+	return v, nil
+}

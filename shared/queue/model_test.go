@@ -1,0 +1,533 @@
+package queue
+
+import (
+	"cmp"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/carqueue/carqueue/shared/redistest"
+	"pgregory.net/rapid"
+)
+
+// peekScript reads the statuses of users (ARGV[2:]) at time ARGV[1] without touching
+// anything: the model test compares them after every step. Reply: one status per user.
+var peekScript = newScript("peek", `
+local now, out = tonumber(ARGV[1]), {}
+for i = 2, #ARGV do
+  local u = ARGV[i]
+  local r = redis.call('ZRANK', K_LINE, u)
+  local st = holder_state(u)
+  if r then
+    out[#out + 1] = {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', redis.call('HGET', K_CS, u) or '', ''}
+  elseif st then
+    out[#out + 1] = holder_status(u, st, redis.call('HGET', K_CS, u) or '')
+  else
+    out[#out + 1] = gone_status(u, now)
+  end
+end
+return out
+`)
+
+// mUser is the model's view of one present user.
+type mUser struct {
+	state        State
+	seq          int64 // join sequence (kept while Admitting)
+	lastSeen     int64 // Queued
+	cs, tok, ss  string
+	deadline     int64 // Admitting: lease expiry; Ready: ready deadline; Active: heartbeat deadline; Releasing: start
+	prev         State // Admitting by reattach: state to return to
+	prevDeadline int64
+	reason       Reason // Releasing
+}
+
+type mGone struct {
+	reason Reason
+	until  int64
+}
+
+// model is the queue as a plain in-memory structure, following the documented semantics.
+type model struct {
+	o          Options
+	now        int64
+	seq        int64
+	users      map[string]*mUser
+	gone       map[string]mGone
+	admitted   int64
+	admissions []int64
+	left       map[Reason]int64
+}
+
+func (m *model) queuedSorted() []string {
+	var q []string
+	for u, x := range m.users {
+		if x.state == StateQueued {
+			q = append(q, u)
+		}
+	}
+	slices.SortFunc(q, func(a, b string) int { return cmp.Compare(m.users[a].seq, m.users[b].seq) })
+	return q
+}
+
+func (m *model) held() int {
+	n := 0
+	for _, x := range m.users {
+		if x.state.Holds() {
+			n++
+		}
+	}
+	return n
+}
+
+func (m *model) status(u string) Status {
+	x, ok := m.users[u]
+	if !ok {
+		if g, ok := m.gone[u]; ok && g.until > m.now {
+			return Status{Reason: g.reason}
+		}
+		return Status{}
+	}
+	if x.state == StateQueued {
+		q := m.queuedSorted()
+		return Status{State: StateQueued, Position: int64(slices.Index(q, u) + 1), Length: int64(len(q)), ClientSession: x.cs}
+	}
+	st := Status{State: x.state, ClientSession: x.cs}
+	if x.state == StateReady || x.state == StateActive {
+		st.ServerSession = x.ss
+	}
+	return st
+}
+
+func (m *model) setGone(u string, r Reason) {
+	delete(m.users, u)
+	m.gone[u] = mGone{r, m.now + ms(m.o.GoneRetention)}
+}
+
+func (m *model) toReleasing(x *mUser, r Reason) {
+	x.state, x.reason, x.deadline, x.tok, x.prev = StateReleasing, r, m.now, "", ""
+	m.left[r]++
+}
+
+func (m *model) unclaim(x *mUser) {
+	if x.prev != "" {
+		x.state, x.deadline, x.prev, x.tok = x.prev, x.prevDeadline, "", ""
+		return
+	}
+	x.state, x.lastSeen, x.tok, x.ss = StateQueued, m.now, "", ""
+}
+
+func (m *model) join(u, cs string) Status {
+	x, ok := m.users[u]
+	if !ok {
+		m.seq++
+		x = &mUser{state: StateQueued, seq: m.seq}
+		m.users[u] = x
+		delete(m.gone, u)
+	}
+	if x.state == StateQueued {
+		x.lastSeen = m.now
+	}
+	if cs != "" {
+		x.cs = cs
+	}
+	return m.status(u)
+}
+
+func (m *model) poll(u, cs string) Status {
+	if x, ok := m.users[u]; ok {
+		if x.state == StateQueued {
+			x.lastSeen = m.now
+		}
+		if cs != "" {
+			x.cs = cs
+		}
+	}
+	st := m.status(u)
+	st.ClientSession = ""
+	return st
+}
+
+// claim returns the users the queue must claim; the test then records their tokens.
+func (m *model) claim(only string, k int) []string {
+	n := min(k, m.o.Capacity-m.held())
+	if n <= 0 {
+		return nil
+	}
+	q := m.queuedSorted()
+	q = q[:min(n, len(q))]
+	if only != "" && (len(q) == 0 || q[0] != only) {
+		return nil
+	}
+	for _, u := range q {
+		x := m.users[u]
+		x.state, x.deadline = StateAdmitting, m.now+ms(m.o.ClaimLease)
+	}
+	return q
+}
+
+func (m *model) current(c Claim) *mUser {
+	x, ok := m.users[c.UserID]
+	if !ok || x.state != StateAdmitting || x.tok != c.Token {
+		return nil
+	}
+	return x
+}
+
+func (m *model) markReady(c Claim, ss string) error {
+	x := m.current(c)
+	if x == nil {
+		return ErrLeaseLost
+	}
+	if x.prev == "" {
+		m.admitted++
+		m.admissions = append(m.admissions, m.now)
+	}
+	x.state, x.deadline, x.ss, x.tok, x.prev = StateReady, m.now+ms(m.o.ReadyTimeout), ss, "", ""
+	return nil
+}
+
+func (m *model) requeue(c Claim) error {
+	x := m.current(c)
+	if x == nil {
+		return ErrLeaseLost
+	}
+	m.unclaim(x)
+	return nil
+}
+
+func (m *model) refuse(c Claim, locked bool) error {
+	x := m.current(c)
+	if x == nil {
+		return ErrLeaseLost
+	}
+	if locked || x.prev != "" {
+		m.toReleasing(x, ReasonCARRefused)
+	} else {
+		m.setGone(c.UserID, ReasonCARRefused)
+		m.left[ReasonCARRefused]++
+	}
+	return nil
+}
+
+func (m *model) heartbeat(u string) Status {
+	x, ok := m.users[u]
+	if ok && (x.state == StateReady || x.state == StateActive) {
+		x.state, x.deadline = StateActive, m.now+ms(m.o.HeartbeatTimeout)
+	}
+	st := m.status(u)
+	st.ClientSession, st.ServerSession = "", ""
+	return st
+}
+
+func (m *model) stop(u string) State {
+	x, ok := m.users[u]
+	if !ok {
+		return StateNone
+	}
+	prev := x.state
+	switch x.state {
+	case StateQueued:
+		m.setGone(u, ReasonStopped)
+		m.left[ReasonStopped]++
+	case StateReleasing:
+	default:
+		m.toReleasing(x, ReasonStopped)
+	}
+	return prev
+}
+
+// reattach returns whether the user is to be claimed again.
+func (m *model) reattach(u, cs string) bool {
+	x, ok := m.users[u]
+	if !ok || (x.state != StateReady && x.state != StateActive) || x.deadline <= m.now {
+		return false
+	}
+	x.prev, x.prevDeadline = x.state, x.deadline
+	x.state, x.deadline = StateAdmitting, m.now+ms(m.o.ClaimLease)
+	if cs != "" {
+		x.cs = cs
+	}
+	return true
+}
+
+// due lists the users in state whose key is <= limit, ordered as ZRANGEBYSCORE orders them.
+func (m *model) due(state State, key func(*mUser) int64, limit int64, batch int) []string {
+	var out []string
+	for u, x := range m.users {
+		if x.state == state && key(x) <= limit {
+			out = append(out, u)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		return cmp.Or(cmp.Compare(key(m.users[a]), key(m.users[b])), cmp.Compare(a, b))
+	})
+	return out[:min(batch, len(out))]
+}
+
+func (m *model) reap(batch int) ReapResult {
+	dl := func(x *mUser) int64 { return x.deadline }
+	res := ReapResult{Dropped: map[Reason]int{}}
+	idle := m.due(StateQueued, func(x *mUser) int64 { return x.lastSeen }, m.now-ms(m.o.QueueIdleTimeout), batch)
+	for _, u := range idle {
+		m.setGone(u, ReasonIdle)
+		m.left[ReasonIdle]++
+	}
+	rdy := m.due(StateReady, dl, m.now, batch)
+	for _, u := range rdy {
+		m.toReleasing(m.users[u], ReasonNeverStarted)
+	}
+	act := m.due(StateActive, dl, m.now, batch)
+	for _, u := range act {
+		m.toReleasing(m.users[u], ReasonHeartbeatTimeout)
+	}
+	lease := m.due(StateAdmitting, dl, m.now, batch)
+	for _, u := range lease {
+		m.unclaim(m.users[u])
+	}
+	for r, n := range map[Reason]int{ReasonIdle: len(idle), ReasonNeverStarted: len(rdy), ReasonHeartbeatTimeout: len(act)} {
+		if n > 0 {
+			res.Dropped[r] = n
+		}
+	}
+	res.Releasing = append(rdy, act...)
+	res.ExpiredClaims = len(lease)
+	res.More = len(idle) == batch || len(rdy) == batch || len(act) == batch || len(lease) == batch
+	return res
+}
+
+func (m *model) releasing(max int) []string {
+	return m.due(StateReleasing, func(x *mUser) int64 { return x.deadline }, 1<<62, max)
+}
+
+func (m *model) released(u string) error {
+	x, ok := m.users[u]
+	if !ok || x.state != StateReleasing {
+		return ErrNotHolding
+	}
+	m.setGone(u, x.reason)
+	return nil
+}
+
+func (m *model) stats() Stats {
+	s := Stats{Capacity: int64(m.o.Capacity), AdmittedTotal: m.admitted, ReapedByReason: map[Reason]int64{}}
+	for _, x := range m.users {
+		switch x.state {
+		case StateQueued:
+			s.Queued++
+		case StateAdmitting:
+			s.Admitting++
+		case StateReady:
+			s.Ready++
+		case StateActive:
+			s.Active++
+		case StateReleasing:
+			s.Releasing++
+		}
+	}
+	for _, r := range Reasons {
+		s.ReapedByReason[r] = m.left[r]
+	}
+	s.ReapedTotal = m.left[ReasonIdle] + m.left[ReasonHeartbeatTimeout] + m.left[ReasonNeverStarted]
+	n := 0
+	for _, ts := range m.admissions {
+		if ts > m.now-ms(m.o.RateWindow) {
+			n++
+		}
+	}
+	s.AdmissionsPerMinute = float64(n) / m.o.RateWindow.Minutes()
+	return s
+}
+
+// limitRapidChecks keeps the model test bounded (it runs on two backends under -race) unless
+// the caller asked for a number of checks.
+// It also keeps rapid from writing fail files into the source tree (a failure prints its seed)
+// and bounds shrinking.
+func limitRapidChecks(n int) {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if _, env := os.LookupEnv("RAPID_CHECKS"); !set["rapid.checks"] && !env {
+		_ = flag.Set("rapid.checks", fmt.Sprint(n))
+	}
+	if !set["rapid.nofailfile"] {
+		_ = flag.Set("rapid.nofailfile", "true")
+	}
+	if !set["rapid.shrinktime"] {
+		_ = flag.Set("rapid.shrinktime", "10s")
+	}
+}
+
+func TestModel(t *testing.T) {
+	limitRapidChecks(40)
+	users := []string{"a", "b", "c", "d", "e"}
+	sessions := []string{"", "cs1", "cs2"}
+	jumps := []time.Duration{0, time.Millisecond, time.Second, 10 * time.Second, 29 * time.Second, 30 * time.Second,
+		31 * time.Second, 40 * time.Second, 59 * time.Second, 60 * time.Second, 61 * time.Second, 5 * time.Minute, 11 * time.Minute}
+	for _, b := range redistest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			prefix := redistest.Prefix(t, b.Client)
+			run := 0
+			rapid.Check(t, func(rt *rapid.T) {
+				run++
+				clk := newClock()
+				o := Options{
+					QueueID: fmt.Sprintf("%s-%d", prefix, run), Capacity: rapid.IntRange(1, 3).Draw(rt, "capacity"),
+					QueueIdleTimeout: 60 * time.Second, HeartbeatTimeout: 60 * time.Second, ReadyTimeout: 40 * time.Second,
+					ClaimLease: 30 * time.Second, GoneRetention: 2 * time.Minute, RateWindow: 5 * time.Minute, Now: clk.Now,
+				}
+				q, err := New(b.Client, o)
+				if err != nil {
+					rt.Fatal(err)
+				}
+				o = q.Options()
+				m := &model{o: o, now: clk.Now().UnixMilli(), users: map[string]*mUser{}, gone: map[string]mGone{}, left: map[Reason]int64{}}
+				var claims []Claim
+				check := func(what string, got, want any) {
+					if !reflect.DeepEqual(got, want) {
+						rt.Fatalf("%s: queue %+v, model %+v", what, got, want)
+					}
+				}
+				errIs := func(what string, got, want error) {
+					if !errors.Is(got, want) || (got == nil) != (want == nil) {
+						rt.Fatalf("%s: queue err %v, model err %v", what, got, want)
+					}
+				}
+				pickClaim := func(rt *rapid.T) Claim {
+					if len(claims) == 0 {
+						rt.Skip("no claim yet")
+					}
+					return rapid.SampledFrom(claims).Draw(rt, "claim")
+				}
+				recordClaims := func(what string, got []Claim, want []string) {
+					ids := []string{}
+					for _, c := range got {
+						ids = append(ids, c.UserID)
+						check(what+" session of "+c.UserID, c.ClientSession, m.users[c.UserID].cs)
+						m.users[c.UserID].tok = c.Token
+						claims = append(claims, c)
+					}
+					check(what, ids, append([]string{}, want...))
+				}
+				rt.Repeat(map[string]func(*rapid.T){
+					"join": func(rt *rapid.T) {
+						u, cs := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(sessions).Draw(rt, "cs")
+						got, err := q.Join(bg, u, cs)
+						errIs("join", err, nil)
+						check("join "+u, got, m.join(u, cs))
+					},
+					"poll": func(rt *rapid.T) {
+						u, cs := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(sessions).Draw(rt, "cs")
+						got, err := q.Poll(bg, u, cs)
+						errIs("poll", err, nil)
+						check("poll "+u, got, m.poll(u, cs))
+					},
+					"claim": func(rt *rapid.T) {
+						k := rapid.IntRange(1, 3).Draw(rt, "k")
+						got, err := q.Claim(bg, k)
+						errIs("claim", err, nil)
+						recordClaims("claim", got, m.claim("", k))
+					},
+					"claimUser": func(rt *rapid.T) {
+						u := rapid.SampledFrom(users).Draw(rt, "u")
+						c, ok, err := q.ClaimUser(bg, u)
+						errIs("claim user", err, nil)
+						var got []Claim
+						if ok {
+							got = []Claim{c}
+						}
+						recordClaims("claim user "+u, got, m.claim(u, 1))
+					},
+					"reattach": func(rt *rapid.T) {
+						u, cs := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(sessions).Draw(rt, "cs")
+						c, ok, err := q.Reattach(bg, u, cs)
+						errIs("reattach", err, nil)
+						want := m.reattach(u, cs)
+						check("reattach "+u, ok, want)
+						if ok {
+							check("reattach session", c.ClientSession, m.users[u].cs)
+							m.users[u].tok = c.Token
+							claims = append(claims, c)
+						}
+					},
+					"markReady": func(rt *rapid.T) {
+						c := pickClaim(rt)
+						errIs("mark ready "+c.UserID, q.MarkReady(bg, c, "ss-"+c.Token[:4]), m.markReady(c, "ss-"+c.Token[:4]))
+					},
+					"requeue": func(rt *rapid.T) {
+						c := pickClaim(rt)
+						errIs("requeue "+c.UserID, q.Requeue(bg, c), m.requeue(c))
+					},
+					"refuse": func(rt *rapid.T) {
+						c, locked := pickClaim(rt), rapid.Bool().Draw(rt, "locked")
+						errIs("refuse "+c.UserID, q.Refuse(bg, c, locked), m.refuse(c, locked))
+					},
+					"heartbeat": func(rt *rapid.T) {
+						u := rapid.SampledFrom(users).Draw(rt, "u")
+						got, err := q.Heartbeat(bg, u)
+						errIs("heartbeat", err, nil)
+						check("heartbeat "+u, got, m.heartbeat(u))
+					},
+					"stop": func(rt *rapid.T) {
+						u := rapid.SampledFrom(users).Draw(rt, "u")
+						got, err := q.Stop(bg, u)
+						errIs("stop", err, nil)
+						check("stop "+u, got, m.stop(u))
+					},
+					"reap": func(rt *rapid.T) {
+						batch := rapid.IntRange(1, 3).Draw(rt, "batch")
+						got, err := q.Reap(bg, batch)
+						errIs("reap", err, nil)
+						check("reap", got, m.reap(batch))
+					},
+					"releasing": func(rt *rapid.T) {
+						max := rapid.IntRange(1, 4).Draw(rt, "max")
+						got, err := q.Releasing(bg, max)
+						errIs("releasing", err, nil)
+						want := m.releasing(max)
+						if len(want) == 0 {
+							want = []string{}
+						}
+						check("releasing", got, want)
+					},
+					"released": func(rt *rapid.T) {
+						u := rapid.SampledFrom(users).Draw(rt, "u")
+						errIs("released "+u, q.Released(bg, u), m.released(u))
+					},
+					"advance": func(rt *rapid.T) {
+						d := rapid.SampledFrom(jumps).Draw(rt, "d")
+						clk.Advance(d)
+						m.now = clk.Now().UnixMilli()
+					},
+					"": func(rt *rapid.T) {
+						m.now = clk.Now().UnixMilli()
+						if err := q.CheckInvariants(bg); err != nil {
+							rt.Fatalf("invariants: %v", err)
+						}
+						args := []any{m.now}
+						var want []Status
+						for _, u := range users {
+							args = append(args, u)
+							want = append(want, m.status(u))
+						}
+						v, err := q.run(bg, peekScript, args...)
+						errIs("peek", err, nil)
+						var got []Status
+						for _, x := range v.([]any) {
+							st, err := replyStatus(x)
+							errIs("peek reply", err, nil)
+							got = append(got, st)
+						}
+						check("statuses of "+fmt.Sprint(users), got, want)
+						s, err := q.Stats(bg)
+						errIs("stats", err, nil)
+						check("stats", s, m.stats())
+					},
+				})
+			})
+		})
+	}
+}
