@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/carqueue/carqueue/local/caremu"
+)
+
+// emulatorServer is the CAR emulator listening on its own address, as the real CAR API is a
+// separate host the functions reach over the network (CAR_ENDPOINT).
+type emulatorServer struct {
+	emu  *caremu.Emulator
+	addr string
+	srv  *http.Server
+	done chan error
+}
+
+// startEmulator serves a new emulator on ln with the given credentials, which are those the
+// functions sign with.
+func startEmulator(ln net.Listener, s settings, secretID, secretKey string, log *slog.Logger) (*emulatorServer, error) {
+	emu, err := caremu.New(caremu.Options{
+		Slots:        s.capacity,
+		SecretID:     secretID,
+		SecretKey:    secretKey,
+		CleanupDelay: s.cleanupDelay,
+		Faults:       s.emulatorFaults,
+		Logger:       log.With("component", "caremu"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start CAR emulator: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /emulator/state", emu.StateHandler())
+	mux.Handle("/", emu)
+	e := &emulatorServer{
+		emu:  emu,
+		addr: ln.Addr().String(),
+		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+		done: make(chan error, 1),
+	}
+	go func() { e.done <- e.srv.Serve(ln) }()
+	return e, nil
+}
+
+// close stops the emulator's server, waiting up to the context's deadline for calls in flight.
+func (e *emulatorServer) close(ctx context.Context) error {
+	err := e.srv.Shutdown(ctx)
+	if serveErr := <-e.done; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, serveErr)
+	}
+	if err != nil {
+		return fmt.Errorf("stop CAR emulator: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+// carqueue operator dashboard: polls /stats (Bearer ADMIN_TOKEN) and /emulator/state every 2 s
+// and draws the last minutes on a hand-drawn <canvas> chart.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const PERIOD_MS = 2000;
+  const WINDOW_MS = 10 * 60 * 1000;
+  const TOKEN_KEY = "carqueue.dashboard.token";
+  const samples = []; // {t, queued, holders, admitted, rate}
+  let timer = 0;
+
+  function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+  function showError(msg) {
+    $("dash-error").hidden = !msg;
+    $("dash-error").textContent = msg || "";
+  }
+
+  // renderCounts shows every numeric field of obj, the known ones first.
+  function renderCounts(el, obj, order) {
+    const keys = order.filter((k) => k in obj).concat(Object.keys(obj).filter((k) => !order.includes(k)));
+    const frag = document.createDocumentFragment();
+    for (const k of keys) {
+      let v = obj[k];
+      if (typeof v === "object" && v !== null && !Array.isArray(v)) {
+        frag.append(breakdown(k, v));
+        continue;
+      }
+      if (Array.isArray(v)) v = v.length;
+      if (typeof v !== "number") continue;
+      frag.append(count(k, v));
+    }
+    el.replaceChildren(frag);
+  }
+  function words(label) {
+    return label.replace(/([a-z])([A-Z])/g, "$1 $2").replace(/([A-Z])([A-Z][a-z])/g, "$1 $2");
+  }
+  // breakdown shows a map of counts (e.g. ReapedByReason) as one card with a line per key.
+  function breakdown(label, obj) {
+    const d = document.createElement("div");
+    d.className = "count breakdown";
+    d.dataset.key = label;
+    const l = document.createElement("div");
+    l.className = "label";
+    l.textContent = words(label);
+    const ul = document.createElement("ul");
+    for (const [k, v] of Object.entries(obj)) {
+      const li = document.createElement("li");
+      const name = document.createElement("span");
+      name.textContent = k.replace(/_/g, " ");
+      const n = document.createElement("b");
+      n.textContent = String(v);
+      li.append(name, n);
+      ul.append(li);
+    }
+    d.append(l, ul);
+    return d;
+  }
+  function count(label, v) {
+    const d = document.createElement("div");
+    d.className = "count";
+    d.dataset.key = label;
+    const l = document.createElement("div");
+    l.className = "label";
+    l.textContent = words(label);
+    const n = document.createElement("div");
+    n.className = "value";
+    n.textContent = Number.isInteger(v) ? String(v) : v.toFixed(2);
+    d.append(l, n);
+    return d;
+  }
+
+  async function fetchStats() {
+    const r = await fetch("/stats", { method: "GET", headers: { Authorization: "Bearer " + token() } });
+    let body = null;
+    try { body = await r.json(); } catch { /* not an envelope */ }
+    if (r.status === 401) throw Object.assign(new Error("the admin token was refused"), { auth: true });
+    if (!r.ok || !body || body.Code !== 0) throw new Error("/stats: " + (body && body.Msg ? body.Msg : "HTTP " + r.status));
+    return body.Data;
+  }
+  async function fetchEmulator() {
+    const r = await fetch("/emulator/state");
+    if (r.status === 404) return null; // real CAR: no emulator
+    if (!r.ok) throw new Error("/emulator/state: HTTP " + r.status);
+    return r.json();
+  }
+
+  async function refresh() {
+    clearTimeout(timer);
+    try {
+      const [stats, emu] = await Promise.all([fetchStats(), fetchEmulator().catch(() => null)]);
+      showError("");
+      renderCounts($("stats-counts"), stats, ["Queued", "Holding", "Capacity", "Free", "Admitting", "Ready", "Active", "Releasing", "AdmittedTotal", "ReapedTotal", "AdmissionsPerMinute", "CARTotal", "CARRunning"]);
+      if (emu) {
+        renderCounts($("emu-counts"), emu, ["Total", "Idle", "Locked", "Sessions"]);
+        renderSlots(emu);
+      } else {
+        $("emu-counts").textContent = "No emulator: the harness talks to a real CAR.";
+      }
+      record(stats);
+      draw();
+      $("updated").textContent = new Date().toLocaleTimeString();
+    } catch (err) {
+      showError(String(err.message || err));
+      if (err.auth) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        $("admin-token").focus();
+        return; // wait for a new token
+      }
+    }
+    timer = setTimeout(refresh, PERIOD_MS);
+  }
+
+  function renderSlots(emu) {
+    const frag = document.createDocumentFragment();
+    const sessions = new Set(emu.Sessions || []);
+    for (const u of new Set([...(emu.Locked || []), ...sessions])) {
+      const s = document.createElement("span");
+      s.className = "slot " + (sessions.has(u) ? "session" : "locked");
+      s.textContent = u + (sessions.has(u) ? " · streaming" : " · locked");
+      frag.append(s);
+    }
+    $("emu-slots").replaceChildren(frag);
+  }
+
+  function record(stats) {
+    const now = Date.now();
+    const n = (k) => Number(stats[k]) || 0;
+    const holders = "Holding" in stats ? n("Holding") : n("Admitting") + n("Ready") + n("Active") + n("Releasing");
+    const admitted = n("AdmittedTotal");
+    // Admissions in the last minute, from the counter's growth; the server's own figure when
+    // the dashboard has not watched for a minute yet.
+    let rate = Number(stats.AdmissionsPerMinute) || 0;
+    const old = samples.find((s) => now - s.t <= 60000);
+    if (old && now - samples[0].t >= 55000) rate = Math.max(0, admitted - old.admitted) * 60000 / Math.max(1, now - old.t);
+    samples.push({ t: now, queued: n("Queued"), holders, admitted, rate });
+    while (samples.length && now - samples[0].t > WINDOW_MS) samples.shift();
+  }
+
+  function draw() {
+    const canvas = $("chart");
+    const dpr = window.devicePixelRatio || 1;
+    const w = canvas.clientWidth, h = canvas.clientHeight;
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+    const g = canvas.getContext("2d");
+    g.scale(dpr, dpr);
+    g.clearRect(0, 0, w, h);
+    const css = getComputedStyle(document.documentElement);
+    const ink = css.getPropertyValue("--muted").trim() || "#667";
+    const line = css.getPropertyValue("--line").trim() || "#ddd";
+    const pad = { l: 40, r: 12, t: 10, b: 24 };
+    const now = Date.now();
+    // The time axis grows with the data from one minute up to the full window.
+    const span = Math.min(WINDOW_MS, Math.max(60000, samples.length ? now - samples[0].t : 0));
+    const max = Math.max(1, ...samples.map((s) => Math.max(s.queued, s.holders, s.rate)));
+    const step = niceCeil(max / 4);
+    const top = step * 4;
+    const x = (t) => pad.l + (w - pad.l - pad.r) * (1 - (now - t) / span);
+    const y = (v) => pad.t + (h - pad.t - pad.b) * (1 - v / top);
+
+    g.font = "12px system-ui, sans-serif";
+    g.fillStyle = ink;
+    g.strokeStyle = line;
+    g.lineWidth = 1;
+    for (let i = 0; i <= 4; i++) {
+      const v = step * i;
+      g.beginPath();
+      g.moveTo(pad.l, y(v));
+      g.lineTo(w - pad.r, y(v));
+      g.stroke();
+      g.textAlign = "right";
+      g.fillText(String(Math.round(v * 10) / 10), pad.l - 6, y(v) + 4);
+    }
+    g.textAlign = "center";
+    const tick = span <= 120000 ? 15000 : span <= 300000 ? 60000 : 120000;
+    for (let ago = Math.floor(span / tick) * tick; ago >= 0; ago -= tick) {
+      const label = ago === 0 ? "now" : ago < 60000 ? "-" + ago / 1000 + " s" : "-" + ago / 60000 + " min";
+      g.fillText(label, x(now - ago), h - 6);
+    }
+    series("queued", "#e08a00");
+    series("holders", "#2f6fed");
+    series("rate", "#18a05a");
+
+    function series(key, color) {
+      if (samples.length < 1) return;
+      g.strokeStyle = color;
+      g.lineWidth = 2;
+      g.beginPath();
+      samples.forEach((s, i) => (i ? g.lineTo(x(s.t), y(s[key])) : g.moveTo(x(s.t), y(s[key]))));
+      g.stroke();
+      const last = samples[samples.length - 1];
+      g.fillStyle = color;
+      g.beginPath();
+      g.arc(x(last.t), y(last[key]), 3, 0, 2 * Math.PI);
+      g.fill();
+    }
+  }
+  // niceCeil rounds v up to 1, 2 or 5 times a power of ten, and at least 1 (counts are whole).
+  function niceCeil(v) {
+    if (v <= 1) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+
+  $("token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $("admin-token").value.trim());
+    refresh();
+  });
+  window.addEventListener("resize", draw);
+  if (token()) {
+    $("admin-token").value = token();
+    refresh();
+  } else {
+    $("admin-token").focus();
+  }
+})();
