@@ -33,7 +33,11 @@
     }
     el.replaceChildren(frag);
   }
+  // LABELS names the counts whose field names read wrongly on their own: ReapedByReason also
+  // counts users who stopped, while ReapedTotal counts only the reaper's timeouts.
+  const LABELS = { ReapedByReason: "Departures by reason", ReapedTotal: "Reaped total (timeouts)" };
   function words(label) {
+    if (LABELS[label]) return LABELS[label];
     return label.replace(/([a-z])([A-Z])/g, "$1 $2").replace(/([A-Z])([A-Z][a-z])/g, "$1 $2");
   }
   // breakdown shows a map of counts (e.g. ReapedByReason) as one card with a line per key.
