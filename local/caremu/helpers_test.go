@@ -8,30 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/carqueue/carqueue/shared/testkit"
 )
-
-// fakeClock is an injectable clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // signedRequest is a test-only TC3 signer: it builds the request a v3 client
 // sends, signed at ts with the given key and content type.
@@ -121,9 +102,9 @@ func call(t *testing.T, e *Emulator, action string, params map[string]string) an
 	return do(t, e, signedRequest{action: action, ts: time.Now(), body: body}.build(t))
 }
 
-func newTestEmulator(t *testing.T, opts Options) (*Emulator, *fakeClock) {
+func newTestEmulator(t *testing.T, opts Options) (*Emulator, *testkit.Clock) {
 	t.Helper()
-	clock := newFakeClock()
+	clock := testkit.NewClock()
 	if opts.Now == nil {
 		opts.Now = clock.Now
 	}

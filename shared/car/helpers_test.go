@@ -1,7 +1,6 @@
 package car_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/carqueue/carqueue/local/caremu"
 	"github.com/carqueue/carqueue/shared/car"
+	"github.com/carqueue/carqueue/shared/testkit"
 )
 
 // env is a real SDK-backed client talking HTTP to an emulator.
@@ -19,9 +19,9 @@ type env struct {
 	emu    *caremu.Emulator
 	srv    *httptest.Server
 	client *car.Client
-	clock  *fakeClock
+	clock  *testkit.Clock
 	hits   *counter // requests the emulator received, per action
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer
 
 	credMu sync.Mutex
 	creds  map[string]string // what the client's Getenv returns
@@ -51,40 +51,6 @@ func (c *counter) get(action string) int {
 	return c.n[action]
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // credentials as the harness sets them; tests mutate the map to break them.
 func localCreds() map[string]string {
 	return map[string]string{
@@ -102,7 +68,7 @@ type setup struct {
 
 func newEnv(t testing.TB, s setup) *env {
 	t.Helper()
-	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := testkit.NewClock()
 	if s.emu.Now == nil {
 		s.emu.Now = clock.Now
 	}
@@ -122,7 +88,7 @@ func newEnv(t testing.TB, s setup) *env {
 	if creds == nil {
 		creds = localCreds()
 	}
-	e := &env{creds: creds, logs: &syncBuffer{}}
+	e := &env{creds: creds, logs: &testkit.SyncBuffer{}}
 	cfg := s.cfg
 	cfg.Endpoint = strings.TrimPrefix(srv.URL, "http://")
 	cfg.Scheme = "http"

@@ -1,13 +1,11 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/reaper"
 	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/testkit"
 	"github.com/carqueue/carqueue/shared/ticket"
 	"github.com/tencentyun/scf-go-lib/events"
 )
@@ -31,57 +30,19 @@ const (
 	cleanupDelay   = 2 * time.Second
 )
 
-// fakeClock is the one clock shared by the queue, the emulator, the reaper and the API.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// syncBuffer collects log lines from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is the whole stack of one test: a queue on a redistest backend, the CAR emulator
 // behind httptest, the real CAR client, the admission path, the reaper and the API.
 type env struct {
 	t       testing.TB
 	backend redistest.Backend
-	clock   *fakeClock
+	clock   *testkit.Clock
 	queueID string
 	q       *queue.Queue
 	emu     *caremu.Emulator
 	adm     *admission.Admitter
 	api     *API
 	signer  *ticket.Signer
-	logs    *syncBuffer
+	logs    *testkit.SyncBuffer
 	logger  *slog.Logger
 }
 
@@ -104,7 +65,7 @@ func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
 	if o.carSecret == "" {
 		o.carSecret = caremu.LocalSecretKey
 	}
-	e := &env{t: t, backend: b, clock: newClock(), logs: &syncBuffer{}}
+	e := &env{t: t, backend: b, clock: testkit.NewClock(), logs: &testkit.SyncBuffer{}}
 	e.logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {

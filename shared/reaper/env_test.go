@@ -8,35 +8,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/carqueue/carqueue/local/caremu"
 	"github.com/carqueue/carqueue/shared/admission"
 	"github.com/carqueue/carqueue/shared/car"
 	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/testkit"
 	"github.com/redis/go-redis/v9"
 )
-
-// clock is the one fake clock the queue, the emulator and the reaper share.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func quiet() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
 
@@ -46,7 +26,7 @@ type env struct {
 	t        *testing.T
 	b        redistest.Backend
 	id       string
-	clk      *clock
+	clk      *testkit.Clock
 	emu      *caremu.Emulator
 	car      *car.Client
 	q        *queue.Queue
@@ -62,7 +42,7 @@ type envOpts struct {
 
 func newEnv(t *testing.T, b redistest.Backend, o envOpts) *env {
 	t.Helper()
-	clk := newClock()
+	clk := testkit.NewClock()
 	emu, err := caremu.New(caremu.Options{Slots: o.slots, Now: clk.Now, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
