@@ -3,31 +3,22 @@ package admission
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/carqueue/carqueue/local/caremu"
+	"github.com/carqueue/carqueue/local/caremu/caremutest"
 	"github.com/carqueue/carqueue/shared/car"
 	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/testkit"
 )
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
 
 // realEnv is the real queue on a redistest backend and the real CAR client talking to the
 // emulator over HTTP, sharing one fake clock.
 type realEnv struct {
-	clk *testClock
+	clk *testkit.Clock
 	emu *caremu.Emulator
 	q   *queue.Queue
 	a   *Admitter
@@ -35,23 +26,9 @@ type realEnv struct {
 
 func newRealEnv(t *testing.T, b redistest.Backend, capacity, slots int) *realEnv {
 	t.Helper()
-	clk := &testClock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
-	emu, err := caremu.New(caremu.Options{Slots: slots, Now: clk.Now, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(emu)
-	t.Cleanup(srv.Close)
-	cc, err := car.New(car.Config{
-		Endpoint: strings.TrimPrefix(srv.URL, "http://"), Scheme: "http", ProjectID: "cap-test",
-		MaxRetries: -1, Logger: quietLogger(),
-		Getenv: func(k string) string {
-			return map[string]string{car.EnvSecretID: caremu.LocalSecretID, car.EnvSecretKey: caremu.LocalSecretKey}[k]
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clk := testkit.NewClock()
+	emu, srv := caremutest.Server(t, caremu.Options{Slots: slots, Now: clk.Now})
+	cc := caremutest.Client(t, srv, car.Config{})
 	q, err := queue.New(b.Client, queue.Options{QueueID: redistest.Prefix(t, b.Client), Capacity: capacity, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +132,7 @@ func TestAdmitRetriesLockTimeoutOnceAgainstEmulator(t *testing.T) {
 			if st := e.state(t, "u2"); st.State != queue.StateQueued || st.Position != 1 {
 				t.Fatalf("u2 %+v", st)
 			}
-			e.clk.Add(31 * time.Second)
+			e.clk.Advance(31 * time.Second)
 			if st := e.emu.State(); !slices.Equal(st.Sessions, []string{"u1"}) || len(st.Locked) != 0 {
 				t.Fatalf("emulator %+v", st)
 			}

@@ -4,12 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/carqueue/carqueue/local/caremu"
+	"github.com/carqueue/carqueue/local/caremu/caremutest"
 	"github.com/carqueue/carqueue/shared/admission"
 	"github.com/carqueue/carqueue/shared/car"
 	"github.com/carqueue/carqueue/shared/queue"
@@ -83,30 +82,16 @@ func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
 		t.Fatal(err)
 	}
 	e.q = q
-	emu, err := caremu.New(caremu.Options{Slots: o.slots, CleanupDelay: cleanupDelay, ReconnectWindow: 90 * time.Second,
-		Now: e.clock.Now, Logger: e.logger})
-	if err != nil {
-		t.Fatal(err)
-	}
+	emu, srv := caremutest.Server(t, caremu.Options{Slots: o.slots, CleanupDelay: cleanupDelay,
+		ReconnectWindow: 90 * time.Second, Now: e.clock.Now, Logger: e.logger})
 	e.emu = emu
-	srv := httptest.NewServer(emu)
-	t.Cleanup(srv.Close)
-	cc, err := car.New(car.Config{
-		Endpoint: strings.TrimPrefix(srv.URL, "http://"), Scheme: "http", ProjectID: testProject,
-		MaxRetries: -1, Logger: e.logger,
+	cc := caremutest.Client(t, srv, car.Config{ProjectID: testProject, Logger: e.logger,
 		Getenv: func(k string) string {
-			switch k {
-			case car.EnvSecretID:
-				return caremu.LocalSecretID
-			case car.EnvSecretKey:
+			if k == car.EnvSecretKey {
 				return o.carSecret
 			}
-			return ""
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+			return caremutest.LocalCredentials(k)
+		}})
 	var qi queue.Interface = q
 	if o.wrapQueue != nil {
 		qi = o.wrapQueue(q)

@@ -4,12 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/carqueue/carqueue/local/caremu"
+	"github.com/carqueue/carqueue/local/caremu/caremutest"
 	"github.com/carqueue/carqueue/shared/admission"
 	"github.com/carqueue/carqueue/shared/car"
 	"github.com/carqueue/carqueue/shared/queue"
@@ -43,32 +42,8 @@ type envOpts struct {
 func newEnv(t *testing.T, b redistest.Backend, o envOpts) *env {
 	t.Helper()
 	clk := testkit.NewClock()
-	emu, err := caremu.New(caremu.Options{Slots: o.slots, Now: clk.Now, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(emu)
-	t.Cleanup(srv.Close)
-	rates := map[string]float64{}
-	for _, a := range []string{car.ActionApplyConcurrent, car.ActionCreateSession, car.ActionDestroySession, car.ActionDescribeConcurrentCount} {
-		rates[a] = 1e6 // pacing is the CAR client's own business; keep tests fast
-	}
-	cc, err := car.New(car.Config{
-		Endpoint: strings.TrimPrefix(srv.URL, "http://"), Scheme: "http", ProjectID: "cap-test",
-		Rates: rates, MaxRetries: -1, Logger: quiet(),
-		Getenv: func(k string) string {
-			switch k {
-			case car.EnvSecretID:
-				return caremu.LocalSecretID
-			case car.EnvSecretKey:
-				return caremu.LocalSecretKey
-			}
-			return ""
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	emu, srv := caremutest.Server(t, caremu.Options{Slots: o.slots, Now: clk.Now})
+	cc := caremutest.Client(t, srv, car.Config{})
 	e := &env{t: t, b: b, id: redistest.Prefix(t, b.Client), clk: clk, emu: emu, car: cc, capacity: o.capacity}
 	e.q = e.newQueue(b.Client)
 	e.a = &admission.Admitter{Queue: e.q, CAR: cc, Logger: quiet()}
