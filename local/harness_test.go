@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/testkit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -75,7 +76,7 @@ type runningHarness struct {
 	Base   string // http://host:port
 	Queue  string // its QUEUE_ID, unique per test so a shared Redis is safe
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *testkit.SyncBuffer
 	exited chan error
 	killed bool // killed on purpose: cleanup expects no clean exit
 }
@@ -92,7 +93,7 @@ func startLocal(t *testing.T, flags []string, env ...string) *runningHarness {
 	// Its own TMPDIR, so whatever it leaves behind (even when killed) goes with the test.
 	cmd.Env = append(os.Environ(), "QUEUE_ID="+queue, "LOG_LEVEL=warn", "TMPDIR="+t.TempDir())
 	cmd.Env = append(cmd.Env, env...)
-	h := &runningHarness{Queue: queue, cmd: cmd, out: &lockedBuffer{}, exited: make(chan error, 1)}
+	h := &runningHarness{Queue: queue, cmd: cmd, out: &testkit.SyncBuffer{}, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = h.out, h.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start harness: %v", err)
@@ -227,24 +228,6 @@ func eventually(t *testing.T, within time.Duration, what string, check func() er
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// lockedBuffer collects the subprocess's output while tests read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func randomHex(n int) string {
