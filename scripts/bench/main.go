@@ -39,7 +39,7 @@ func main() {
 	flag.IntVar(&c.claims, "claims", 20_000, "users to claim one by one (also the capacity and the heartbeating holders)")
 	flag.IntVar(&c.joins, "joins", 100_000, "new users to join in the join phase")
 	flag.IntVar(&c.reapUsers, "reap", 10_000, "stale users to reap")
-	flag.IntVar(&c.reapBatch, "batch", 100, "reap batch size")
+	flag.IntVar(&c.reapBatch, "batch", 50, "reap batch size")
 	flag.IntVar(&c.bigUsers, "big-users", 20_000, "users loaded with a large ClientSession, for its memory cost")
 	flag.IntVar(&c.bigSize, "big-size", 1024, "bytes of the large ClientSession")
 	flag.Parse()

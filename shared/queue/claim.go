@@ -14,9 +14,10 @@ local n = math.min(#ARGV - 4, cap - held())
 if n <= 0 then return {} end
 local head = redis.call('ZRANGE', K_LINE, 0, n - 1, 'WITHSCORES')
 if only ~= '' and head[1] ~= only then return {} end
-local out = {}
+local out, k = {}, 4
 for i = 1, #head, 2 do
-  local u, seq, tok = head[i], head[i + 1], ARGV[4 + (i + 1) / 2]
+  k = k + 1
+  local u, seq, tok = head[i], head[i + 1], ARGV[k]
   redis.call('ZREM', K_LINE, u)
   redis.call('ZREM', K_SEEN, u)
   redis.call('ZADD', K_LEASE, now + lease, u)

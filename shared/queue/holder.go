@@ -6,22 +6,25 @@ import (
 )
 
 // heartbeatScript: Ready → Active, Active stays; both get a fresh heartbeat deadline. Other
-// users are answered without change. ARGV: user, now, heartbeatMs. Reply: status without
+// users are answered without change. ARGV: user, now, new deadline. Reply: status without
 // ServerSession and ClientSession, which a heartbeat does not need (one read less each time).
 //
 // The common case, an Active user, is one command: ZADD XX CH changes the deadline of a member
-// that exists (and answers 1 when it did); everyone else takes the slower path.
+// that exists (and answers 1 when it did); everyone else, and a repeat within the same
+// millisecond (score unchanged, answer 0), takes the slower path, which gives the same result.
 var heartbeatScript = newScript("heartbeat", `
-local u, now, hb = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-if redis.call('ZADD', K_ACT, 'XX', 'CH', now + hb, u) == 1 then return {'Active', 0, 0, '', '', ''} end
+local u, deadline = ARGV[1], ARGV[3]
+if redis.call('ZADD', K_ACT, 'XX', 'CH', deadline, u) == 1 then return {'Active'} end
+--[[helpers]]
+local now = tonumber(ARGV[2])
 local st = holder_state(u)
 if st == 'Ready' then
   redis.call('ZREM', K_RDY, u)
   redis.call('HSET', K_HOLD, 's:' .. u, 'Active')
   st = 'Active'
 end
-if st == 'Active' then redis.call('ZADD', K_ACT, now + hb, u) end
-if st then return {st, 0, 0, '', '', ''} end
+if st == 'Active' then redis.call('ZADD', K_ACT, deadline, u) end
+if st then return {st} end
 local r = redis.call('ZRANK', K_LINE, u)
 if r then return {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', '', ''} end
 return gone_status(u, now)
@@ -53,7 +56,8 @@ func (q *Queue) Heartbeat(ctx context.Context, userID string) (Status, error) {
 	if err := checkUser(userID); err != nil {
 		return Status{}, fmt.Errorf("heartbeat: %w", err)
 	}
-	v, err := q.run(ctx, heartbeatScript, userID, q.nowMS(), ms(q.opts.HeartbeatTimeout))
+	now := q.nowMS()
+	v, err := q.run(ctx, heartbeatScript, userID, now, now+ms(q.opts.HeartbeatTimeout))
 	if err != nil {
 		return Status{}, fmt.Errorf("heartbeat %s: %w", userID, err)
 	}

@@ -31,13 +31,15 @@ return {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', cs, ''}
 // ClientSession. It does not read the stored ClientSession back (a poll would carry up to 8 KB
 // for nothing). ARGV: user, now, clientSession ("" keeps the stored one). Reply: status.
 var pollScript = newScript("poll", `
-local u, now, cs = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local u, cs = ARGV[1], ARGV[3]
 local r = redis.call('ZRANK', K_LINE, u)
 if r then
   redis.call('ZADD', K_SEEN, ARGV[2], u)
   if cs ~= '' then redis.call('HSET', K_CS, u, cs) end
-  return {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', '', ''}
+  return {'Queued', r + 1, redis.call('ZCARD', K_LINE)}
 end
+--[[helpers]]
+local now = tonumber(ARGV[2])
 local st = holder_state(u)
 if st then
   if cs ~= '' then redis.call('HSET', K_CS, u, cs) end

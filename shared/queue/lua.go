@@ -10,7 +10,7 @@ import (
 )
 
 // luaHelpers are the Lua functions the scripts share, in dependency order. A script gets only
-// the helpers it calls and only the keys its code names (see newScript): every helper and key
+// the helpers it calls and only the keys its code names (see assemble): every helper and key
 // costs a closure or a KEYS entry on each call, and poll and heartbeat run at tens of
 // thousands per second.
 //
@@ -107,9 +107,18 @@ end`},
 // keyRef matches a key's Lua name (K_LINE …) in script code.
 var keyRef = regexp.MustCompile(`\bK_([A-Z]+)\b`)
 
-// assemble prepends to body the helpers it needs (transitively) and local names for the keys
-// the whole text uses, and returns the text with those keys in KEYS order.
+// helpersHere marks where in a script body the helpers go: a hot path placed before it runs
+// without paying for their closures (it must not call them).
+const helpersHere = "--[[helpers]]"
+
+// assemble inserts into body the helpers it needs (transitively; at helpersHere, else first)
+// and local names for the keys the whole text uses, and returns the text with those keys in
+// KEYS order.
 func assemble(body string) (string, []keyID) {
+	fast, body, ok := strings.Cut(body, helpersHere)
+	if !ok {
+		fast, body = "", fast
+	}
 	need := make([]bool, len(luaHelpers))
 	for changed := true; changed; {
 		changed = false
@@ -126,6 +135,7 @@ func assemble(body string) (string, []keyID) {
 		}
 	}
 	var code strings.Builder
+	code.WriteString(fast)
 	for i, h := range luaHelpers {
 		if need[i] {
 			code.WriteString(h.code)

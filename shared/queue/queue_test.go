@@ -116,9 +116,10 @@ func TestClaimRespectsCapacityAndLeaseExpiryReturnsToFront(t *testing.T) {
 			must[Status](t)(q.Join(bg, user(i), ""))
 		}
 		cs := must[[]Claim](t)(q.Claim(bg, 10))
-		if len(cs) != 2 || cs[0].UserID != user(1) || cs[1].UserID != user(2) {
+		if len(cs) != 2 || cs[0].UserID != user(1) || cs[1].UserID != user(2) || cs[0].Token == "" || cs[0].Token == cs[1].Token {
 			t.Fatalf("claims %+v", cs)
 		}
+		wantErrIs(t, q.MarkReady(bg, Claim{UserID: cs[0].UserID, Token: cs[1].Token}, "x"), ErrLeaseLost)
 		if more := must[[]Claim](t)(q.Claim(bg, 10)); len(more) != 0 {
 			t.Fatalf("claimed past capacity: %+v", more)
 		}

@@ -20,9 +20,11 @@ local out = {0, 0, 0, 0, 0}
 local idle = redis.call('ZRANGEBYSCORE', K_SEEN, '-inf', cutoff, 'LIMIT', 0, batch)
 if #idle > 0 then
   local gone, reasons = {}, {}
-  for _, u in ipairs(idle) do
-    gone[#gone + 1], gone[#gone + 2] = now + ret, u
-    reasons[#reasons + 1], reasons[#reasons + 2] = u, 'idle'
+  for i, u in ipairs(idle) do
+    gone[2 * i - 1] = now + ret
+    gone[2 * i] = u
+    reasons[2 * i - 1] = u
+    reasons[2 * i] = 'idle'
   end
   bulk('ZREM', K_LINE, idle)
   bulk('ZREM', K_SEEN, idle)

@@ -38,12 +38,17 @@ func replyInt(v any) int64 {
 	}
 }
 
-// replyStatus reads {state, position, length, serverSession, clientSession, reason}.
+// replyStatus reads {state, position, length, serverSession, clientSession, reason}; hot
+// paths leave out trailing empty fields (a shorter reply is cheaper to build in Lua).
 func replyStatus(v any) (Status, error) {
-	a, err := replySlice(v, 6)
+	a, err := replySlice(v, 1)
 	if err != nil {
 		return Status{}, err
 	}
+	if len(a) > 6 {
+		return Status{}, fmt.Errorf("status reply has %d items, want at most 6", len(a))
+	}
+	a = append(a, make([]any, 6-len(a))...)
 	return Status{
 		State:         State(replyString(a[0])),
 		Position:      replyInt(a[1]),
