@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/carqueue/carqueue/shared/queue"
 )
 
 // Config is the validated configuration of one function instance. Cloud credentials
@@ -93,7 +95,7 @@ func FromEnv(getenv func(string) string, local bool) (Config, error) {
 	c.GoneRetention = r.duration("GONE_RETENTION", time.Second)
 	c.RateWindow = r.duration("RATE_WINDOW", time.Second)
 
-	c.ReaperBatch = r.intRange("REAPER_BATCH", 1, 100_000)
+	c.ReaperBatch = r.intRange("REAPER_BATCH", 1, queue.MaxBatch)
 	c.ReaperLease = r.duration("REAPER_LEASE", time.Second)
 	c.ReaperMaxAdmit = r.intRange("REAPER_MAX_ADMIT", 0, 1_000_000)
 	c.ReaperParallel = r.intRange("REAPER_PARALLEL", 1, 256)

@@ -50,7 +50,7 @@ var Vars = []Var{
 	{Name: "CLAIM_LEASE", Default: "30s", Meaning: "How long one admission may take before the user returns to the front of the line."},
 	{Name: "GONE_RETENTION", Default: "10m", Meaning: "How long a departed user is remembered (its reason, for logs and stats)."},
 	{Name: "RATE_WINDOW", Default: "5m", Meaning: "Window over which AdmissionsPerMinute, and so `EtaSeconds`, is measured."},
-	{Name: "REAPER_BATCH", Default: "200", Meaning: "Stale users the reaper handles per batch."},
+	{Name: "REAPER_BATCH", Default: "50", Meaning: "Stale users the reaper handles per batch (each batch holds Redis for one script; 50 stays under 2 ms at 1M queued users)."},
 	{Name: "REAPER_LEASE", Default: "50s", Meaning: "Redis lease that keeps overlapping timer runs of the reaper from working at once."},
 	{Name: "REAPER_MAX_ADMIT", Default: "0", Meaning: "Most users one reaper run admits (0: up to the free capacity)."},
 	{Name: "REAPER_PARALLEL", Default: "8", Meaning: "Admissions and releases the reaper runs at once."},

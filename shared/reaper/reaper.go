@@ -23,12 +23,12 @@ const bookkeepingTimeout = 5 * time.Second
 
 // Options tune a run. Zero values take the defaults in brackets.
 type Options struct {
-	Batch    int           // users per Reap batch and per Releasing listing [200]
+	Batch    int           // users per Reap batch and per Releasing listing [50: each batch holds Redis under 2 ms at 1M users, see BENCHMARKS.md]
 	Lease    time.Duration // reaper lease; a run stops working before it ends [50s]
 	MaxAdmit int           // admissions attempted per run [0: as many as free capacity allows]
 	Parallel int           // concurrent CAR calls (releases, admissions) [8]
 	// MaxReapBatches bounds the Reap loop per run, so a huge backlog cannot stall the other
-	// steps; the next run continues [20].
+	// steps; the next run continues [200: 10,000 users at the default batch].
 	MaxReapBatches int
 	Logger         *slog.Logger
 	Now            func() time.Time
@@ -36,7 +36,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Batch <= 0 {
-		o.Batch = 200
+		o.Batch = 50
 	}
 	if o.Lease <= 0 {
 		o.Lease = 50 * time.Second
@@ -48,7 +48,7 @@ func (o Options) withDefaults() Options {
 		o.Parallel = 8
 	}
 	if o.MaxReapBatches <= 0 {
-		o.MaxReapBatches = 20
+		o.MaxReapBatches = 200
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
