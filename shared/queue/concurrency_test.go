@@ -6,11 +6,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/carqueue/carqueue/shared/testkit"
 )
 
 // TestFIFO: admission order is first-join order; re-joins and polls move nobody.
 func TestFIFO(t *testing.T) {
-	forBackends(t, Options{Capacity: 3, QueueIdleTimeout: time.Hour}, func(t *testing.T, q *Queue, clk *clock) {
+	forBackends(t, Options{Capacity: 3, QueueIdleTimeout: time.Hour}, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		const n = 60
 		joined := 0
@@ -68,7 +70,7 @@ func TestConcurrentHammer(t *testing.T) {
 	)
 	opts := Options{Capacity: capacity, QueueIdleTimeout: 20 * time.Second, HeartbeatTimeout: 15 * time.Second,
 		ReadyTimeout: 10 * time.Second, ClaimLease: 8 * time.Second, GoneRetention: 24 * time.Hour}
-	forBackends(t, opts, func(t *testing.T, q *Queue, clk *clock) {
+	forBackends(t, opts, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		var (
 			joined  sync.Map
 			wg      sync.WaitGroup

@@ -4,39 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/testkit"
 )
 
-// clock is the fake clock every test drives; it never moves by itself.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // forBackends runs f as a subtest on every backend with a fresh queue of its own.
-func forBackends(t *testing.T, opts Options, f func(t *testing.T, q *Queue, clk *clock)) {
+func forBackends(t *testing.T, opts Options, f func(t *testing.T, q *Queue, clk *testkit.Clock)) {
 	t.Helper()
 	for _, b := range redistest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			clk := newClock()
+			clk := testkit.NewClock()
 			o := opts
 			o.QueueID = redistest.Prefix(t, b.Client)
 			o.Now = clk.Now

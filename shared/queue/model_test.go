@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/testkit"
 	"pgregory.net/rapid"
 )
 
@@ -373,7 +374,7 @@ func TestModel(t *testing.T) {
 			run := 0
 			rapid.Check(t, func(rt *rapid.T) {
 				run++
-				clk := newClock()
+				clk := testkit.NewClock()
 				o := Options{
 					QueueID: fmt.Sprintf("%s-%d", prefix, run), Capacity: rapid.IntRange(1, 3).Draw(rt, "capacity"),
 					QueueIdleTimeout: 60 * time.Second, HeartbeatTimeout: 60 * time.Second, ReadyTimeout: 40 * time.Second,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/carqueue/carqueue/shared/testkit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -45,7 +46,7 @@ func TestNewValidatesOptions(t *testing.T) {
 }
 
 func TestInvalidArguments(t *testing.T) {
-	forBackends(t, Options{Capacity: 1}, func(t *testing.T, q *Queue, clk *clock) {
+	forBackends(t, Options{Capacity: 1}, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		for _, u := range []string{"", strings.Repeat("x", 65), "a b", "a{b}", "ü"} {
 			_, err := q.Join(bg, u, "cs")
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "UserId") {
@@ -67,7 +68,7 @@ func TestInvalidArguments(t *testing.T) {
 }
 
 func TestJoinIsIdempotentAndPollCounts(t *testing.T) {
-	forBackends(t, Options{Capacity: 1}, func(t *testing.T, q *Queue, clk *clock) {
+	forBackends(t, Options{Capacity: 1}, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		for i := 1; i <= 3; i++ {
 			st := must[Status](t)(q.Join(bg, user(i), "cs1"))
 			if st.State != StateQueued || st.Position != int64(i) || st.Length != int64(i) {
@@ -111,7 +112,7 @@ func TestJoinIsIdempotentAndPollCounts(t *testing.T) {
 }
 
 func TestClaimRespectsCapacityAndLeaseExpiryReturnsToFront(t *testing.T) {
-	forBackends(t, Options{Capacity: 2, ClaimLease: 30 * time.Second, QueueIdleTimeout: time.Hour}, func(t *testing.T, q *Queue, clk *clock) {
+	forBackends(t, Options{Capacity: 2, ClaimLease: 30 * time.Second, QueueIdleTimeout: time.Hour}, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		for i := 1; i <= 5; i++ {
 			must[Status](t)(q.Join(bg, user(i), ""))
 		}
@@ -150,7 +151,7 @@ func TestClaimRespectsCapacityAndLeaseExpiryReturnsToFront(t *testing.T) {
 }
 
 func TestHeartbeatStopAndRelease(t *testing.T) {
-	forBackends(t, Options{Capacity: 1}, func(t *testing.T, q *Queue, clk *clock) {
+	forBackends(t, Options{Capacity: 1}, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		must[Status](t)(q.Join(bg, "a", "csa"))
 		must[Status](t)(q.Join(bg, "b", "csb"))
 		c := must[[]Claim](t)(q.Claim(bg, 1))[0]
@@ -200,7 +201,7 @@ func TestHeartbeatStopAndRelease(t *testing.T) {
 }
 
 func TestReattach(t *testing.T) {
-	forBackends(t, Options{Capacity: 1, HeartbeatTimeout: time.Minute, ClaimLease: 30 * time.Second}, func(t *testing.T, q *Queue, clk *clock) {
+	forBackends(t, Options{Capacity: 1, HeartbeatTimeout: time.Minute, ClaimLease: 30 * time.Second}, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		must[Status](t)(q.Join(bg, "a", "cs1"))
 		c := must[[]Claim](t)(q.Claim(bg, 1))[0]
 		noErr(t, q.MarkReady(bg, c, "ss1"))
@@ -258,7 +259,7 @@ func TestReattach(t *testing.T) {
 }
 
 func TestRefuse(t *testing.T) {
-	forBackends(t, Options{Capacity: 2}, func(t *testing.T, q *Queue, clk *clock) {
+	forBackends(t, Options{Capacity: 2}, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		must[Status](t)(q.Join(bg, "a", ""))
 		must[Status](t)(q.Join(bg, "b", ""))
 		cs := must[[]Claim](t)(q.Claim(bg, 2))
@@ -283,7 +284,7 @@ func TestRefuse(t *testing.T) {
 
 func TestReapIsBoundedAndSlotsComeBack(t *testing.T) {
 	opts := Options{Capacity: 4, QueueIdleTimeout: time.Minute, HeartbeatTimeout: time.Minute, ReadyTimeout: 20 * time.Second}
-	forBackends(t, opts, func(t *testing.T, q *Queue, clk *clock) {
+	forBackends(t, opts, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		for i := 0; i < 10; i++ {
 			must[Status](t)(q.Join(bg, user(i), ""))
 		}
@@ -336,7 +337,7 @@ func TestReapIsBoundedAndSlotsComeBack(t *testing.T) {
 }
 
 func TestStatsAdmissionRate(t *testing.T) {
-	forBackends(t, Options{Capacity: 10, RateWindow: 5 * time.Minute, QueueIdleTimeout: time.Hour}, func(t *testing.T, q *Queue, clk *clock) {
+	forBackends(t, Options{Capacity: 10, RateWindow: 5 * time.Minute, QueueIdleTimeout: time.Hour}, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		if s := must[Stats](t)(q.Stats(bg)); s.AdmissionsPerMinute != 0 || s.Capacity != 10 {
 			t.Fatalf("empty stats: %+v", s)
 		}
@@ -356,7 +357,7 @@ func TestStatsAdmissionRate(t *testing.T) {
 }
 
 func TestLockUser(t *testing.T) {
-	forBackends(t, Options{Capacity: 1}, func(t *testing.T, q *Queue, clk *clock) {
+	forBackends(t, Options{Capacity: 1}, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		unlock, ok, err := q.LockUser(bg, "a", time.Minute)
 		if err != nil || !ok {
 			t.Fatalf("lock: %v %v", ok, err)
@@ -395,7 +396,7 @@ func TestErrorsWrapContext(t *testing.T) {
 // TestReapLargeBatch reaps more idle users in one batch than one Lua unpack takes (the
 // script chunks its variadic commands).
 func TestReapLargeBatch(t *testing.T) {
-	forBackends(t, Options{Capacity: 1, QueueIdleTimeout: time.Minute}, func(t *testing.T, q *Queue, clk *clock) {
+	forBackends(t, Options{Capacity: 1, QueueIdleTimeout: time.Minute}, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		const n = 1100
 		for i := range n {
 			must[Status](t)(q.Join(bg, user(i), "cs"))
