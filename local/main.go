@@ -49,6 +49,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	if set.emulatorFaults == "" {
+		// The same fault spec can come from the environment, so a test or a script can turn
+		// faults on without changing the command line.
+		set.emulatorFaults = getenv(faultsEnv)
+	}
 	h, err := startHarness(ctx, set, getenv, stdout)
 	if err != nil {
 		return err

@@ -22,6 +22,9 @@ const (
 
 // settings are the harness's own flags; what the functions read comes from environment
 // variables (see functionEnv) so that it is exactly what SCF would give them.
+// faultsEnv is the environment variable read for -emulator-faults when the flag is not given.
+const faultsEnv = "CAREMU_FAULTS"
+
 type settings struct {
 	addr            string
 	emulatorAddr    string
@@ -50,7 +53,7 @@ func parseSettings(args []string, help io.Writer) (settings, error) {
 	fs.StringVar(&s.functions, "functions", modeInProcess, "`mode`: inprocess (call the handlers directly) or binaries (build functions/* and drive them over the SCF Go runtime protocol)")
 	fs.StringVar(&s.redisMode, "redis", "auto", "`which` Redis without REDIS_ADDR: auto (redis-server on PATH, else embedded), server or embedded")
 	fs.DurationVar(&s.cleanupDelay, "cleanup-delay", 2*time.Second, "how long an emulated slot is cleaned after DestroySession before it is idle again (0: the emulator's default)")
-	fs.StringVar(&s.emulatorFaults, "emulator-faults", "", "fault `spec` passed to the CAR emulator (see local/caremu)")
+	fs.StringVar(&s.emulatorFaults, "emulator-faults", "", "fault `spec` passed to the CAR emulator, e.g. ApplyConcurrent:InternalError=0.1 (see local/caremu; default $CAREMU_FAULTS)")
 	fs.DurationVar(&s.functionTimeout, "function-timeout", 15*time.Second, "deadline of one function invocation, as the SCF function timeout")
 	fs.StringVar(&s.moduleDir, "module-dir", "", "module root to build the binaries from (default: found from the working directory)")
 	fs.StringVar(&s.readyFile, "ready-file", "", "write the listening addresses as JSON to this `file` once serving (for scripts and tests)")
