@@ -1,0 +1,199 @@
+package loadgen
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what a run observed and which promises it saw broken.
+type Report struct {
+	Users    int
+	Roles    map[string]int // what users set out to do
+	Outcomes map[string]int // what they ended up doing (stopped, quit-queued, vanished, lost, unfinished)
+	// Forgotten users left more than GoneRetention before the final /poll, which then answers
+	// Expired without a Reason: their departure reason could not be checked.
+	Forgotten int
+
+	Wall      time.Duration // first /start until the system was drained (or DrainTimeout)
+	UsersWall time.Duration // first /start until the last user finished
+	Drained   bool          // the end state was reached: 0 holders, 0 queued, every emulated slot idle
+
+	Admitted            int     // users who became Ready
+	AdmissionsPerMinute float64 // Admitted over the span from the first to the last first-Ready
+	AdmittedTotal       int64   // the server's AdmittedTotal counted during the run (/stats)
+
+	Capacity        int64 // /stats Capacity
+	MaxHolders      int64 // most Admitting+Ready+Active+Releasing seen in /stats
+	MaxQueued       int64
+	EmulatorTotal   int // emulated slots (0: no /emulator/state)
+	MaxEmulatorHeld int // most Locked+Sessions seen in /emulator/state
+	MaxEmulatorRun  int // most Running (locked + sessions + cleaning) seen
+	Samples         int
+	SampleErrors    int
+
+	Reconnects         int           // users who sent /reconnect
+	ReconnectFallbacks int           // of them, put back in line (allowed only outside HEARTBEAT_TIMEOUT)
+	ReadyInversions    int           // pairs started A<B that saw Ready B first (allowed: see checkFIFO)
+	MaxInversionLag    time.Duration // the largest such gap
+
+	Statuses map[string]map[int]int // route → HTTP status (0: transport error) → attempts
+	Retries  int                    // attempts retried after 429/5xx/transport errors
+	Latency  map[string]Latency     // route → per-attempt latency
+
+	Notes      []string // checks skipped and why
+	Violations []string
+}
+
+// buildReport runs the checks over what the users and the sampler recorded.
+func buildReport(cfg Config, users []*user, s *sampler, m *metrics, begin, usersDone, end time.Time, drained bool) Report {
+	r := Report{Users: len(users), Roles: map[string]int{}, Outcomes: map[string]int{},
+		Wall: end.Sub(begin), UsersWall: usersDone.Sub(begin), Drained: drained}
+	r.Latency, r.Statuses, r.Retries = m.snapshot()
+
+	s.mu.Lock()
+	r.Capacity, r.MaxHolders, r.MaxQueued = s.last.Capacity, s.maxHolders, s.maxQueued
+	r.AdmittedTotal = s.last.AdmittedTotal - s.first.AdmittedTotal
+	r.EmulatorTotal, r.MaxEmulatorHeld, r.MaxEmulatorRun = s.lastEmu.Total, s.maxEmuHeld, s.maxEmuRun
+	r.Samples, r.SampleErrors = s.samples, s.errs
+	r.Violations = append(r.Violations, s.breaches...)
+	if !s.statsOK {
+		r.Notes = append(r.Notes, "no /stats samples (no admin token?): capacity and drain checks of the queue skipped")
+	}
+	if !s.emuOK {
+		r.Notes = append(r.Notes, "no /emulator/state (not the local harness): emulator checks skipped")
+	}
+	statsOK := s.statsOK
+	s.mu.Unlock()
+
+	var firstReady, lastReady time.Time
+	for _, u := range users {
+		r.Roles[string(u.role)]++
+		out := u.outcome
+		if out == "" {
+			out = outUnfinished
+			if len(u.problems) == 0 {
+				u.problem("ended without an outcome")
+			}
+		}
+		r.Outcomes[out]++
+		r.Violations = append(r.Violations, u.problems...)
+		v, forgotten := checkFinal(u, cfg.GoneRetention)
+		r.Violations = append(r.Violations, v...)
+		if forgotten {
+			r.Forgotten++
+		}
+		if u.reconn {
+			r.Reconnects++
+		}
+		if u.fellBack {
+			r.ReconnectFallbacks++
+		}
+		if !u.readyAt.IsZero() {
+			r.Admitted++
+			if firstReady.IsZero() || u.readyAt.Before(firstReady) {
+				firstReady = u.readyAt
+			}
+			if u.readyAt.After(lastReady) {
+				lastReady = u.readyAt
+			}
+		}
+	}
+	if span := lastReady.Sub(firstReady); span > 0 {
+		r.AdmissionsPerMinute = float64(r.Admitted-1) / span.Minutes()
+	}
+	if statsOK {
+		fifo, inv, lag := checkFIFO(users, r.Capacity)
+		r.Violations = append(r.Violations, fifo...)
+		r.ReadyInversions, r.MaxInversionLag = inv, lag
+	} else {
+		r.Notes = append(r.Notes, "FIFO check skipped: it needs Capacity from /stats")
+	}
+	return r
+}
+
+// WriteTable prints the report as aligned, readable tables.
+func (r Report) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	p("users\t%d\troles %s", r.Users, kv(r.Roles))
+	p("outcomes\t\t%s (final reason forgotten after GONE_RETENTION: %d)", kv(r.Outcomes), r.Forgotten)
+	p("wall time\t%s\tusers done after %s; drained: %v", r.Wall.Round(time.Millisecond), r.UsersWall.Round(time.Millisecond), r.Drained)
+	p("admitted\t%d\t%.1f admissions/min (first to last Ready); server AdmittedTotal +%d", r.Admitted, r.AdmissionsPerMinute, r.AdmittedTotal)
+	p("max holders\t%d\tcapacity %d (Admitting+Ready+Active+Releasing in /stats, %d samples, %d errors)", r.MaxHolders, r.Capacity, r.Samples, r.SampleErrors)
+	p("max queued\t%d\t", r.MaxQueued)
+	if r.EmulatorTotal > 0 {
+		p("emulator held\t%d\tof %d slots (Locked+Sessions); max Running incl. cleaning %d", r.MaxEmulatorHeld, r.EmulatorTotal, r.MaxEmulatorRun)
+	}
+	p("reconnects\t%d\tfell back into the line: %d", r.Reconnects, r.ReconnectFallbacks)
+	p("FIFO\t%d inversions\tpairs Ready out of start order (same window or retried admission; allowed), max lag %s", r.ReadyInversions, r.MaxInversionLag.Round(time.Millisecond))
+	attempts, unavailable := 0, 0
+	for _, st := range r.Statuses {
+		for code, n := range st {
+			attempts += n
+			if code == 503 {
+				unavailable += n
+			}
+		}
+	}
+	p("HTTP 503\t%d\tof %d attempts; %d retried after 429/5xx/transport errors", unavailable, attempts, r.Retries)
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "route\tattempts\tp50\tp90\tp99\tmax\tHTTP statuses\t")
+	routes := make([]string, 0, len(r.Latency))
+	for rt := range r.Latency {
+		routes = append(routes, rt)
+	}
+	slices.Sort(routes)
+	for _, rt := range routes {
+		l := r.Latency[rt]
+		st := map[string]int{}
+		for code, n := range r.Statuses[rt] {
+			k := fmt.Sprint(code)
+			if code == 0 {
+				k = "transport-error"
+			}
+			st[k] = n
+		}
+		fmt.Fprintf(tw, "/%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", rt, l.N, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), kv(st))
+	}
+	tw.Flush()
+
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	fmt.Fprintf(w, "\nviolations: %d\n", len(r.Violations))
+	for _, v := range r.Violations {
+		fmt.Fprintf(w, "  - %s\n", v)
+	}
+}
+
+// String is WriteTable into a string.
+func (r Report) String() string {
+	var b strings.Builder
+	r.WriteTable(&b)
+	return b.String()
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+}
+
+// kv prints a map sorted by key: "a=1 b=2".
+func kv(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
