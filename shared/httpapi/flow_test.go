@@ -246,19 +246,30 @@ func TestReconnect(t *testing.T) {
 	})
 }
 
-// TestStartAgainWhileHolding: a page reload calls /start with a new ClientSession; the user
-// re-attaches to its own slot with it.
+// TestStartAgainWhileHolding: a page reload calls /start with a new ClientSession; a user who
+// holds a slot, Active or still Ready (no heartbeat yet), gets a new session on its own slot
+// without queueing, even with others waiting.
 func TestStartAgainWhileHolding(t *testing.T) {
-	e := newEnv(t, redistest.Embedded(t), envOpts{capacity: 1})
-	first := e.start("a", "cs-1")
-	want(t, first, 200, 0, StatusReady)
-	want(t, e.heartbeat("a"), 200, 0, StatusActive)
-	again := e.start("a", "cs-2")
-	want(t, again, 200, 0, StatusReady)
-	if again.Data.ServerSession == first.Data.ServerSession {
-		t.Fatal("no new session for the new ClientSession")
+	for _, tc := range []struct {
+		name   string
+		before func(t *testing.T, e *env)
+	}{
+		{"active", func(t *testing.T, e *env) { want(t, e.heartbeat("a"), 200, 0, StatusActive) }},
+		{"ready, others waiting", func(t *testing.T, e *env) { want(t, e.start("b", "cs"), 200, 0, StatusQueued) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, redistest.Embedded(t), envOpts{capacity: 1})
+			first := e.start("a", "cs-1")
+			want(t, first, 200, 0, StatusReady)
+			tc.before(t, e)
+			again := e.start("a", "cs-2")
+			want(t, again, 200, 0, StatusReady)
+			if again.Data.ServerSession == first.Data.ServerSession {
+				t.Fatal("no new session for the new ClientSession")
+			}
+			e.checkCapacity(1)
+		})
 	}
-	e.checkCapacity(1)
 }
 
 func TestStop(t *testing.T) {
@@ -426,21 +437,6 @@ func TestConcurrentRequests(t *testing.T) {
 			t.Fatalf("positions %v not 1..%d", positions, queued)
 		}
 	})
-}
-
-// TestStartAgainWhileReady: a Ready user (no heartbeat yet) reloading gets a new session on
-// its own slot, without queueing.
-func TestStartAgainWhileReady(t *testing.T) {
-	e := newEnv(t, redistest.Embedded(t), envOpts{capacity: 1})
-	first := e.start("a", "cs-1")
-	want(t, first, 200, 0, StatusReady)
-	want(t, e.start("b", "cs"), 200, 0, StatusQueued)
-	again := e.start("a", "cs-2")
-	want(t, again, 200, 0, StatusReady)
-	if again.Data.ServerSession == first.Data.ServerSession {
-		t.Fatal("no new session for the new ClientSession")
-	}
-	e.checkCapacity(1)
 }
 
 // TestStartAfterWindowBeforeReap: back after HEARTBEAT_TIMEOUT but before the reaper ran, the
