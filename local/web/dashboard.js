@@ -40,14 +40,19 @@
     if (LABELS[label]) return LABELS[label];
     return label.replace(/([a-z])([A-Z])/g, "$1 $2").replace(/([A-Z])([A-Z][a-z])/g, "$1 $2");
   }
-  // breakdown shows a map of counts (e.g. ReapedByReason) as one card with a line per key.
-  function breakdown(label, obj) {
+  // card is the shell every count shares: a labelled box keyed by its /stats field.
+  function card(label, className, body) {
     const d = document.createElement("div");
-    d.className = "count breakdown";
+    d.className = className;
     d.dataset.key = label;
     const l = document.createElement("div");
     l.className = "label";
     l.textContent = words(label);
+    d.append(l, body);
+    return d;
+  }
+  // breakdown shows a map of counts (e.g. ReapedByReason) as one card with a line per key.
+  function breakdown(label, obj) {
     const ul = document.createElement("ul");
     for (const [k, v] of Object.entries(obj)) {
       const li = document.createElement("li");
@@ -58,21 +63,13 @@
       li.append(name, n);
       ul.append(li);
     }
-    d.append(l, ul);
-    return d;
+    return card(label, "count breakdown", ul);
   }
   function count(label, v) {
-    const d = document.createElement("div");
-    d.className = "count";
-    d.dataset.key = label;
-    const l = document.createElement("div");
-    l.className = "label";
-    l.textContent = words(label);
     const n = document.createElement("div");
     n.className = "value";
     n.textContent = Number.isInteger(v) ? String(v) : v.toFixed(2);
-    d.append(l, n);
-    return d;
+    return card(label, "count", n);
   }
 
   async function fetchStats() {

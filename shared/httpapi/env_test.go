@@ -238,3 +238,15 @@ func (e *env) checkCapacity(capacity int) {
 		e.t.Fatalf("CAR holds %v + %v, capacity %d", s.Sessions, s.Locked, capacity)
 	}
 }
+
+// fillOneSlot is the common opening of the one-slot flows: "a" takes the slot (and heartbeats
+// to Active when active), then "b" and "c" queue behind it at positions 1 and 2.
+func (e *env) fillOneSlot(t *testing.T, active bool) {
+	t.Helper()
+	want(t, e.start("a", "cs"), 200, 0, StatusReady)
+	if active {
+		want(t, e.heartbeat("a"), 200, 0, StatusActive)
+	}
+	want(t, e.start("b", "cs"), 200, 0, StatusQueued)
+	want(t, e.start("c", "cs"), 200, 0, StatusQueued)
+}

@@ -74,9 +74,7 @@ func (e *env) holders(users []string) []string {
 func TestNoIdleKeepsPlace(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b redistest.Backend) {
 		e := newEnv(t, b, envOpts{capacity: 1})
-		want(t, e.start("a", "cs"), 200, 0, StatusReady)
-		want(t, e.start("b", "cs"), 200, 0, StatusQueued)
-		want(t, e.start("c", "cs"), 200, 0, StatusQueued)
+		e.fillOneSlot(t, false)
 		want(t, e.stop("a"), 200, 0, StatusStopped)
 		a := e.poll("b") // slot free in the queue, CAR still cleaning: NoIdle → requeued at the front
 		want(t, a, 200, 0, StatusQueued)
@@ -140,10 +138,7 @@ func TestHeartbeatExpiry(t *testing.T) {
 func TestIdleExpiry(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b redistest.Backend) {
 		e := newEnv(t, b, envOpts{capacity: 1})
-		want(t, e.start("a", "cs"), 200, 0, StatusReady)
-		want(t, e.heartbeat("a"), 200, 0, StatusActive)
-		want(t, e.start("b", "cs"), 200, 0, StatusQueued)
-		want(t, e.start("c", "cs"), 200, 0, StatusQueued)
+		e.fillOneSlot(t, true)
 		e.clock.Advance(idleTimeout / 2)
 		want(t, e.poll("c"), 200, 0, StatusQueued)
 		e.clock.Advance(idleTimeout/2 + time.Second) // b silent for longer than the idle timeout, c not
@@ -234,9 +229,7 @@ func TestReconnect(t *testing.T) {
 		})
 		t.Run("a queued user keeps its place", func(t *testing.T) {
 			e := newEnv(t, b, envOpts{capacity: 1})
-			want(t, e.start("a", "cs"), 200, 0, StatusReady)
-			want(t, e.start("b", "cs"), 200, 0, StatusQueued)
-			want(t, e.start("c", "cs"), 200, 0, StatusQueued)
+			e.fillOneSlot(t, false)
 			a := e.reconnect("c", "cs-new")
 			want(t, a, 200, 0, StatusQueued)
 			if a.Data.Position != 2 {
@@ -275,10 +268,7 @@ func TestStartAgainWhileHolding(t *testing.T) {
 func TestStop(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b redistest.Backend) {
 		e := newEnv(t, b, envOpts{capacity: 1})
-		want(t, e.start("a", "cs"), 200, 0, StatusReady)
-		want(t, e.heartbeat("a"), 200, 0, StatusActive)
-		want(t, e.start("b", "cs"), 200, 0, StatusQueued)
-		want(t, e.start("c", "cs"), 200, 0, StatusQueued)
+		e.fillOneSlot(t, true)
 
 		// While queued: leaves the line, the others move up.
 		want(t, e.stop("b"), 200, 0, StatusStopped)
