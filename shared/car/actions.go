@@ -27,7 +27,7 @@ func (c *Client) ApplyConcurrent(ctx context.Context, in ApplyConcurrentInput) e
 		_, err = c.call(ctx, ActionApplyConcurrent, in.UserID, p)
 	}
 	if err != nil {
-		return fmt.Errorf("apply concurrent for %s: %w", in.UserID, err)
+		return fmt.Errorf("user %s: %w", in.UserID, err)
 	}
 	return nil
 }
@@ -58,11 +58,11 @@ func (c *Client) CreateSession(ctx context.Context, in CreateSessionInput) (stri
 		raw, err = c.call(ctx, ActionCreateSession, in.UserID, p)
 	}
 	if err != nil {
-		return "", fmt.Errorf("create session for %s: %w", in.UserID, err)
+		return "", fmt.Errorf("user %s: %w", in.UserID, err)
 	}
 	var out struct{ ServerSession string }
 	if err := json.Unmarshal(raw, &out); err != nil || out.ServerSession == "" {
-		return "", fmt.Errorf("create session for %s: %w", in.UserID,
+		return "", fmt.Errorf("user %s: %w", in.UserID,
 			&Error{Action: ActionCreateSession, Code: "ClientError.ParseJsonError", Message: "response has no ServerSession", Kind: KindTransient, cause: err})
 	}
 	return out.ServerSession, nil
@@ -77,7 +77,7 @@ func (c *Client) DestroySession(ctx context.Context, userID string) error {
 		_, err = c.call(ctx, ActionDestroySession, userID, p)
 	}
 	if err != nil {
-		return fmt.Errorf("destroy session for %s: %w", userID, err)
+		return fmt.Errorf("user %s: %w", userID, err)
 	}
 	return nil
 }
@@ -95,11 +95,11 @@ func (c *Client) DescribeConcurrentCount(ctx context.Context, projectID string) 
 		raw, err = c.call(ctx, ActionDescribeConcurrentCount, "", p)
 	}
 	if err != nil {
-		return ConcurrentCount{}, fmt.Errorf("describe concurrent count of %s: %w", p["ProjectId"], err)
+		return ConcurrentCount{}, fmt.Errorf("project %s: %w", p["ProjectId"], err)
 	}
 	var out struct{ Total, Running *int }
 	if err := json.Unmarshal(raw, &out); err != nil || out.Total == nil || out.Running == nil {
-		return ConcurrentCount{}, fmt.Errorf("describe concurrent count of %s: %w", p["ProjectId"],
+		return ConcurrentCount{}, fmt.Errorf("project %s: %w", p["ProjectId"],
 			&Error{Action: ActionDescribeConcurrentCount, Code: "ClientError.ParseJsonError", Message: "response lacks Total or Running", Kind: KindTransient, cause: err})
 	}
 	return ConcurrentCount{Total: *out.Total, Running: *out.Running}, nil
