@@ -24,6 +24,13 @@
     heartbeats: 0,
     epoch: 0,        // bumps on every join/stop so stale answers are ignored
     backoffMs: 1000,
+    // The reconnect window: the server keeps a holder's slot for windowMs after its last
+    // heartbeat (HEARTBEAT_TIMEOUT, told as ReconnectWindowMs). lastContactAt is when the last
+    // successful heartbeat (or the Ready answer) was sent; windowExact is false when the server
+    // did not say and the page guesses 4 × NextHeartbeatMs.
+    lastContactAt: 0,
+    windowMs: 0,
+    windowExact: false,
   };
 
   // ---- storage -------------------------------------------------------------------------------
@@ -101,6 +108,7 @@
   // ---- API -----------------------------------------------------------------------------------
   // call POSTs to a route and returns {http, body}; network failures come back as http 0.
   async function call(route, payload) {
+    const sentAt = Date.now();
     try {
       const r = await fetch("/" + route, {
         method: "POST",
@@ -109,9 +117,9 @@
       });
       let body = null;
       try { body = await r.json(); } catch { /* platform error without envelope */ }
-      return { http: r.status, body, retryAfter: Number(r.headers.get("Retry-After")) || 0 };
+      return { http: r.status, body, sentAt, retryAfter: Number(r.headers.get("Retry-After")) || 0 };
     } catch (err) {
-      return { http: 0, body: null, error: String(err) };
+      return { http: 0, body: null, sentAt, error: String(err) };
     }
   }
 
@@ -122,6 +130,8 @@
       showError("The server no longer accepts this ticket (" + msg + "). Join again.");
       log(route + ": ticket refused");
       forget();
+      $("ready-panel").hidden = true;
+      showDrop(null);
       setStatus("Expired", "Your ticket is not valid any more.");
       showButtons({ rejoin: true });
       return;
@@ -136,6 +146,7 @@
     }
     showError(route + " failed: " + msg);
     log(route + ": " + msg);
+    showDrop(null);
     setStatus("Error", "Something is wrong with the request.");
     showButtons({ rejoin: true });
   }
@@ -144,6 +155,7 @@
   const labels = {
     Idle: "Not in line", Queued: "Queued", Admitting: "Admitting", Ready: "Ready",
     Active: "Playing", Expired: "Expired", Stopped: "Stopped", Error: "Error", Joining: "Joining…",
+    Dropped: "Connection dropped", Reclaimed: "Slot reclaimed",
   };
   function setStatus(status, message) {
     state.status = status;
@@ -156,6 +168,7 @@
   function showButtons(b) {
     $("stop").hidden = !b.stop;
     $("reconnect").hidden = !b.reconnect;
+    $("reconnect").classList.toggle("primary", !!b.reconnect && !b.rejoin); // the way back, while the slot is kept
     $("rejoin").hidden = !b.rejoin;
     $("join").disabled = !!b.busy;
     $("user-id").disabled = !!b.busy;
@@ -165,29 +178,34 @@
     $("position").textContent = d ? String(d.Position ?? "–") : "–";
     $("queue-length").textContent = d ? String(d.QueueLength ?? "–") : "–";
     $("eta").textContent = d ? fmtEta(d.EtaSeconds) : "–";
+    $("eta").classList.toggle("text-value", !!d && d.EtaSeconds == null); // "estimating…" is words, not a number
   }
 
   // ---- the flow ------------------------------------------------------------------------------
-  // onStatus reacts to the Data of /start, /poll and /reconnect.
-  function onStatus(d, route) {
+  // onStatus reacts to the Data of /start, /poll and /reconnect (and of /heartbeat when it says
+  // the user is still in line); sentAt is when that request went out.
+  function onStatus(d, route, sentAt) {
     showError("");
     state.backoffMs = 1000;
     switch (d.Status) {
       case "Queued":
         $("ready-panel").hidden = true;
+        showDrop(null);
         setStatus("Queued", "You are number " + d.Position + " of " + d.QueueLength + " in line.");
         showQueue(d);
         showButtons({ stop: true, busy: true });
         schedule(d.NextPollMs || 1000, poll, "poll");
         break;
       case "Admitting":
+        $("ready-panel").hidden = true;
+        showDrop(null);
         setStatus("Admitting", "A slot is being prepared for you…");
         showQueue(null);
         showButtons({ stop: true, busy: true });
         schedule(d.NextPollMs || 500, poll, "poll");
         break;
       case "Ready":
-        onReady(d, route);
+        onReady(d, route, sentAt);
         break;
       case "Expired":
         onExpired(d);
@@ -198,10 +216,24 @@
     }
   }
 
-  function onReady(d, route) {
+  // learnWindow notes the reconnect window from a Ready or Active answer, sent at sentAt.
+  function learnWindow(d, sentAt) {
+    state.lastContactAt = sentAt || Date.now();
+    if (d.ReconnectWindowMs > 0) {
+      state.windowMs = d.ReconnectWindowMs;
+      state.windowExact = true;
+    } else { // an older server: HEARTBEAT_TIMEOUT is not told, guess it
+      state.windowMs = 4 * (d.NextHeartbeatMs || 5000);
+      state.windowExact = false;
+    }
+  }
+
+  function onReady(d, route, sentAt) {
     const first = state.status !== "Ready" && state.status !== "Active";
+    learnWindow(d, sentAt);
     setStatus("Ready", "Your slot is ready: this is where the stream starts.");
     showQueue(null);
+    showDrop(null);
     $("ready-panel").hidden = false;
     $("server-session").textContent = truncate(d.ServerSession || "", 48);
     $("server-session").title = "ServerSession, passed to TCGSDK.start()";
@@ -222,6 +254,7 @@
     const why = d && d.Reason ? " (" + (reasons[d.Reason] || d.Reason) + ")" : "";
     setStatus("Expired", "Your place or session has expired" + why + ". Join again to get back in line.");
     $("ready-panel").hidden = true;
+    showDrop(null);
     showQueue(null);
     showButtons({ rejoin: true });
     log("Expired" + why);
@@ -241,6 +274,9 @@
     $("heartbeats").textContent = "0";
     $("last-heartbeat").textContent = "–";
     state.clientSession = newClientSession();
+    $("pause-heartbeat").checked = false;
+    $("ready-panel").hidden = true;
+    showDrop(null);
     setStatus("Joining", "Joining the line…");
     showButtons({ busy: true });
     log("start as " + id);
@@ -254,7 +290,7 @@
     state.ticket = res.body.Data.Ticket || state.ticket;
     save();
     log("start: " + res.body.Data.Status + (res.body.Data.Position ? " at position " + res.body.Data.Position : ""));
-    onStatus(res.body.Data, "start");
+    onStatus(res.body.Data, "start", res.sentAt);
   }
 
   async function poll() {
@@ -267,20 +303,16 @@
     }
     const d = res.body.Data;
     if (d.Status !== state.status) log("poll: " + d.Status);
-    onStatus(d, "poll");
+    onStatus(d, "poll", res.sentAt);
   }
 
   async function heartbeat() {
     const epoch = state.epoch;
     if ($("pause-heartbeat").checked) {
-      // Simulated drop: no heartbeat goes out; the reaper will free the slot after HEARTBEAT_TIMEOUT.
-      $("stream").classList.add("paused");
-      $("message").textContent = "Connection dropped (simulated): no heartbeats. Reconnect before the slot is reclaimed.";
-      showButtons({ stop: true, reconnect: true, busy: true });
-      schedule(1000, heartbeat, "heartbeat (paused)");
+      dropped();
       return;
     }
-    $("stream").classList.remove("paused");
+    paused(false);
     const res = await call("heartbeat", { UserId: state.userId, Ticket: state.ticket });
     if (epoch !== state.epoch) return;
     if (res.http !== 200 || !res.body || res.body.Code !== 0) {
@@ -292,15 +324,79 @@
       onExpired(d);
       return;
     }
+    if (d.Status === "Queued" || d.Status === "Admitting") {
+      // Not holding a slot (yet, or any more): back to the line, polling.
+      log("heartbeat: " + d.Status + (d.Position ? " at position " + d.Position : ""));
+      onStatus(d, "heartbeat", res.sentAt);
+      return;
+    }
+    learnWindow(d, res.sentAt);
     state.heartbeats++;
     $("heartbeats").textContent = String(state.heartbeats);
     $("last-heartbeat").textContent = new Date().toLocaleTimeString();
+    showDrop(null);
     if (state.status !== "Active") {
       setStatus("Active", "Playing. Heartbeats keep the slot yours.");
       log("heartbeat: Active");
     }
+    if ($("pause-heartbeat").checked) { // ticked while this heartbeat was on its way
+      dropped();
+      return;
+    }
     showButtons({ stop: true, busy: true });
     schedule(d.NextHeartbeatMs || 5000, heartbeat, "heartbeat");
+  }
+
+  // dropped is the simulated dropped connection: no heartbeat goes out, and the page counts down
+  // the reconnect window the server keeps the slot for. At 0 the reaper has freed the slot (or
+  // is about to, at its next tick), so the page says so; /reconnect then behaves like /start.
+  function dropped() {
+    clearTimers();
+    paused(true);
+    setStatus("Dropped", "No heartbeats go out (simulated drop). Reconnect, or untick the box, before the window ends.");
+    showButtons({ stop: true, reconnect: true, busy: true });
+    const epoch = state.epoch;
+    const deadline = state.lastContactAt + state.windowMs;
+    const about = state.windowExact ? "" : "about ";
+    const tick = () => {
+      if (epoch !== state.epoch || !$("pause-heartbeat").checked) return;
+      const left = deadline - Date.now();
+      if (left > 0) {
+        showDrop("warn", "Connection dropped — your slot is kept for " + about + Math.ceil(left / 1000) + " s: press Reconnect");
+        return;
+      }
+      reclaimed();
+    };
+    tick();
+    state.tickTimer = setInterval(tick, 200);
+  }
+
+  function reclaimed() {
+    clearTimers();
+    $("pause-heartbeat").checked = false;
+    paused(false);
+    $("ready-panel").hidden = true;
+    const secs = Math.round(state.windowMs / 1000);
+    setStatus("Reclaimed", "Join again to get back in line. (Reconnect does the same now: past the window it behaves like a new join.)");
+    showDrop("bad", "Slot reclaimed — no heartbeat for " + (state.windowExact ? "" : "about ") + secs + " s, so the server freed it for the next in line.");
+    showButtons({ reconnect: true, rejoin: true });
+    log("reconnect window over: the slot is reclaimed");
+  }
+
+  // paused greys the stream placeholder while no heartbeat goes out.
+  function paused(on) {
+    $("stream").classList.toggle("paused", on);
+    $("stream").querySelector(".stream-badge").textContent = on ? "NO SIGNAL · placeholder" : "LIVE · placeholder";
+  }
+
+  // showDrop shows the drop notice (kind "warn" while the slot is kept, "bad" once reclaimed),
+  // or hides it with null. Not a live region: the countdown would be read out every second;
+  // #message announces the change of state instead.
+  function showDrop(kind, text) {
+    const e = $("drop");
+    e.hidden = !kind;
+    e.dataset.kind = kind || "";
+    e.textContent = kind ? text : "";
   }
 
   async function reconnect() {
@@ -322,7 +418,8 @@
     if (d.Ticket) { state.ticket = d.Ticket; save(); }
     log("reconnect: " + d.Status);
     state.status = "Idle"; // so Ready counts as a fresh start of the stream
-    onStatus(d, "reconnect");
+    showDrop(null);
+    onStatus(d, "reconnect", res.sentAt);
   }
 
   async function stop() {
@@ -332,6 +429,7 @@
     const res = await call("stop", { UserId: state.userId, Ticket: state.ticket });
     forget();
     $("ready-panel").hidden = true;
+    showDrop(null);
     showQueue(null);
     if (res.http === 200 && res.body && res.body.Code === 0) {
       setStatus("Stopped", "You left. Your slot went to the next in line.");
@@ -352,7 +450,8 @@
     $("reconnect").addEventListener("click", reconnect);
     $("pause-heartbeat").addEventListener("change", (e) => {
       log(e.target.checked ? "heartbeats paused (simulated drop)" : "heartbeats resumed");
-      if (!e.target.checked) heartbeat();
+      if (e.target.checked) dropped(); // the countdown starts now, not at the next heartbeat
+      else heartbeat();
     });
     $("identity-note").textContent = pinnedUser
       ? "?user=" + pinnedUser + " (kept in localStorage: survives closing the tab)"

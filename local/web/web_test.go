@@ -14,6 +14,7 @@ func TestHandlerServesPagesAndFiles(t *testing.T) {
 		{"/", "text/html", `id="user-id"`},
 		{"/dashboard", "text/html", `id="admin-token"`},
 		{"/app.js", "text/javascript", "/reconnect"},
+		{"/app.js", "text/javascript", "ReconnectWindowMs"},
 		{"/app.css", "text/css", ":root"},
 		{"/dashboard.js", "text/javascript", "/emulator/state"},
 	} {
