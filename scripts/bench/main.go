@@ -61,6 +61,19 @@ type fakeClock struct{ ms atomic.Int64 }
 func (f *fakeClock) Now() time.Time          { return time.UnixMilli(f.ms.Load()) }
 func (f *fakeClock) Advance(d time.Duration) { f.ms.Add(d.Milliseconds()) }
 
+// options are complete queue settings (the queue has no defaults of its own). The idle timeout
+// is a minute because the reap phase advances the clock 61 s to make every queued user idle.
+func options(id string, capacity int, now func() time.Time) queue.Options {
+	return queue.Options{
+		QueueID: id, Capacity: capacity, Now: now,
+		QueueIdleTimeout: time.Minute, HeartbeatTimeout: time.Minute, ReadyTimeout: time.Minute,
+		ClaimLease: 30 * time.Second, GoneRetention: 10 * time.Minute, RateWindow: 5 * time.Minute,
+	}
+}
+
+// clientIP is a documentation-range IPv4 address of 10-15 bytes, as real clients send.
+func clientIP(i int) string { return fmt.Sprintf("198.51.%d.%d", i/256%256, i%256) }
+
 func randomID() string {
 	b := make([]byte, 4)
 	_, _ = crand.Read(b)
@@ -88,17 +101,16 @@ func run(ctx context.Context, addr string, c config) error {
 	clk := &fakeClock{}
 	clk.ms.Store(time.Now().UnixMilli())
 	id := "bench-" + randomID()
-	q, err := queue.New(client, queue.Options{
-		QueueID: id, Capacity: c.claims, Now: clk.Now,
-		// long holder timeouts: the reap phase measures idle queued users only
-		HeartbeatTimeout: time.Hour, ReadyTimeout: time.Hour, QueueIdleTimeout: time.Minute,
-	})
+	opts := options(id, c.claims, clk.Now)
+	// long holder timeouts: the reap phase measures idle queued users only
+	opts.HeartbeatTimeout, opts.ReadyTimeout = time.Hour, time.Hour
+	q, err := queue.New(client, opts)
 	if err != nil {
 		return err
 	}
 	defer cleanup(admin, q.KeyPrefix())
 	bigID := id + "-big"
-	big, err := queue.New(client, queue.Options{QueueID: bigID, Capacity: 1, Now: clk.Now})
+	big, err := queue.New(client, options(bigID, 1, clk.Now))
 	if err != nil {
 		return err
 	}
@@ -120,9 +132,9 @@ func run(ctx context.Context, addr string, c config) error {
 	if err != nil {
 		return err
 	}
-	if err := add(measure(ctx, admin, rt, fmt.Sprintf("load: join (%d users, cs 16 B)", c.users), c.conc*2, c.users, func(i int) error {
+	if err := add(measure(ctx, admin, rt, fmt.Sprintf("load: join (%d users, IPv4 + cs 16 B)", c.users), c.conc*2, c.users, func(i int) error {
 		clk.Advance(time.Millisecond) // users arrive over time: distinct last-seen scores
-		_, err := q.Join(ctx, userID(i), fmt.Sprintf("cs-%013d", i))
+		_, err := q.Join(ctx, userID(i), queue.Client{IP: clientIP(i), Session: fmt.Sprintf("cs-%013d", i)})
 		return err
 	})); err != nil {
 		return err
@@ -136,8 +148,8 @@ func run(ctx context.Context, addr string, c config) error {
 		return err
 	}
 	bigCS := strings.Repeat("x", c.bigSize)
-	if err := add(measure(ctx, admin, rt, fmt.Sprintf("load: join (%d users, cs %d B)", c.bigUsers, c.bigSize), c.conc, c.bigUsers, func(i int) error {
-		_, err := big.Join(ctx, userID(i), bigCS)
+	if err := add(measure(ctx, admin, rt, fmt.Sprintf("load: join (%d users, IPv4 + cs %d B)", c.bigUsers, c.bigSize), c.conc, c.bigUsers, func(i int) error {
+		_, err := big.Join(ctx, userID(i), queue.Client{IP: clientIP(i), Session: bigCS})
 		return err
 	})); err != nil {
 		return err
@@ -165,7 +177,7 @@ func run(ctx context.Context, addr string, c config) error {
 	// The operations.
 	if err := add(measure(ctx, admin, rt, "poll (random queued user)", c.conc, c.ops, func(int) error {
 		clk.Advance(time.Millisecond)
-		_, err := q.Poll(ctx, userID(rand.IntN(c.users)), "")
+		_, err := q.Poll(ctx, userID(rand.IntN(c.users)), queue.Client{})
 		return err
 	})); err != nil {
 		return err
@@ -175,25 +187,25 @@ func run(ctx context.Context, addr string, c config) error {
 	// redis-benchmark figure.
 	if err := add(measure(ctx, admin, rt, "poll (one of the first 1,000: warm)", c.conc, c.ops, func(int) error {
 		clk.Advance(time.Millisecond)
-		_, err := q.Poll(ctx, userID(rand.IntN(min(1000, c.users))), "")
+		_, err := q.Poll(ctx, userID(rand.IntN(min(1000, c.users))), queue.Client{})
 		return err
 	})); err != nil {
 		return err
 	}
 	if err := add(measure(ctx, admin, rt, "poll + new ClientSession (16 B)", c.conc, c.ops, func(i int) error {
-		_, err := q.Poll(ctx, userID(rand.IntN(c.users)), fmt.Sprintf("cs-%013d", i))
+		_, err := q.Poll(ctx, userID(rand.IntN(c.users)), queue.Client{IP: clientIP(i), Session: fmt.Sprintf("cs-%013d", i)})
 		return err
 	})); err != nil {
 		return err
 	}
 	if err := add(measure(ctx, admin, rt, "join (new user at the back)", c.conc, c.joins, func(i int) error {
-		_, err := q.Join(ctx, userID(c.users+i), "cs-new")
+		_, err := q.Join(ctx, userID(c.users+i), queue.Client{IP: clientIP(i), Session: "cs-new"})
 		return err
 	})); err != nil {
 		return err
 	}
 	if err := add(measure(ctx, admin, rt, "join again (already queued)", c.conc, c.ops, func(int) error {
-		_, err := q.Join(ctx, userID(rand.IntN(c.users)), "")
+		_, err := q.Join(ctx, userID(rand.IntN(c.users)), queue.Client{})
 		return err
 	})); err != nil {
 		return err
@@ -259,12 +271,12 @@ func run(ctx context.Context, addr string, c config) error {
 		fmt.Printf("- %s: %s\n", r.name, r.breakdown)
 	}
 	fmt.Printf("\nredis-server %s at %s; queue %s; stats after: %+v\n", version, addr, id, st)
-	fmt.Printf("memory: %d users with 16 B ClientSession: %d B used_memory delta = %.1f B/user\n",
+	fmt.Printf("memory: %d users with an IPv4 and a 16 B ClientSession: %d B used_memory delta = %.1f B/user\n",
 		c.users, m1.usedMemory-m0.usedMemory, float64(m1.usedMemory-m0.usedMemory)/float64(c.users))
-	fmt.Printf("memory: %d users with %d B ClientSession: %d B delta = %.1f B/user\n",
+	fmt.Printf("memory: %d users with an IPv4 and a %d B ClientSession: %d B delta = %.1f B/user\n",
 		c.bigUsers, c.bigSize, m2.usedMemory-m1.usedMemory, float64(m2.usedMemory-m1.usedMemory)/float64(c.bigUsers))
-	printKeyMemory("16 B ClientSession", perKey, c.users)
-	printKeyMemory(fmt.Sprintf("%d B ClientSession", c.bigSize), perKeyBig, c.bigUsers)
+	printKeyMemory("IPv4 + 16 B ClientSession", perKey, c.users)
+	printKeyMemory(fmt.Sprintf("IPv4 + %d B ClientSession", c.bigSize), perKeyBig, c.bigUsers)
 	slices.Sort(batchUsec)
 	pct := func(p float64) int64 {
 		if len(batchUsec) == 0 {

@@ -6,7 +6,6 @@
 package queue
 
 import (
-	"context"
 	"errors"
 	"time"
 )
@@ -50,17 +49,26 @@ var (
 	ErrInvalid    = errors.New("queue: invalid argument")
 )
 
-// Options configure a queue. Zero durations take the defaults in brackets.
+// Options configure a queue. Every field but Now is required: the defaults live in
+// shared/config, the one place an operator reads them, so a queue built elsewhere (a test, the
+// benchmark) says what it runs with instead of silently inheriting a second set of defaults.
 type Options struct {
-	QueueID          string        // required; becomes the Redis hash tag
-	Capacity         int           // slots this queue may hold; required, > 0
-	QueueIdleTimeout time.Duration // queued user not polling is dropped [60s]
-	HeartbeatTimeout time.Duration // admitted user not heartbeating is reaped [60s]
-	ReadyTimeout     time.Duration // ready user never heartbeating is reaped [60s]
-	ClaimLease       time.Duration // how long an admission may take before the user returns to the front [30s]
-	GoneRetention    time.Duration // how long a departed user's reason is remembered [10m]
-	RateWindow       time.Duration // window over which the admission rate is measured [5m]
-	Now              func() time.Time
+	QueueID          string           // becomes the Redis hash tag
+	Capacity         int              // slots this queue may hold; > 0
+	QueueIdleTimeout time.Duration    // queued user not polling is dropped
+	HeartbeatTimeout time.Duration    // admitted user not heartbeating is reaped
+	ReadyTimeout     time.Duration    // ready user never heartbeating is reaped
+	ClaimLease       time.Duration    // how long an admission may take before the user returns to the front
+	GoneRetention    time.Duration    // how long a departed user's reason is remembered
+	RateWindow       time.Duration    // longest span over which the admission rate is measured
+	Now              func() time.Time // the clock of every score and deadline; nil means time.Now
+}
+
+// Client is what admission needs of a user's client: CAR's ApplyConcurrent and CreateSession
+// want the client's IP (UserIp) and the newest ClientSession.
+type Client struct {
+	IP      string // may be empty (the caller then sends a default); at most MaxIP bytes, no control chars or '|'
+	Session string // newest ClientSession; "" keeps the stored one (and the stored IP)
 }
 
 // Status is a user's view of the line.
@@ -69,17 +77,17 @@ type Status struct {
 	Position      int64  // 1-based, when Queued
 	Length        int64  // queued users, when Queued
 	ServerSession string // when Ready or Active; Heartbeat leaves it empty
-	ClientSession string // newest known, when Queued or holding; from Join only (Poll and Heartbeat leave it empty)
+	Client        Client // newest known, when Queued or holding; from Join only (Poll and Heartbeat leave it empty)
 	Reason        Reason // when StateNone and the user is remembered as gone
 }
 
 // Claim is a user taken out of the line for admission. Token proves the claim is still the
 // current one when the admission finishes.
 type Claim struct {
-	UserID        string
-	ClientSession string
-	Token         string
-	Reattach      bool // a reconnect of a user who already held a slot
+	UserID   string
+	Client   Client // as last stored: the IP and ClientSession admission sends to CAR
+	Token    string
+	Reattach bool // a reconnect of a user who already held a slot
 }
 
 // ReapResult says what one Reap batch did.
@@ -97,45 +105,9 @@ type Stats struct {
 	AdmittedTotal                               int64
 	ReapedTotal                                 int64
 	ReapedByReason                              map[Reason]int64
-	AdmissionsPerMinute                         float64 // over RateWindow; 0 while unknown
-}
-
-// Interface is what the handlers and the reaper need of a queue. *Queue implements it.
-type Interface interface {
-	// Join puts the user at the back of the line, or, if already queued or holding, keeps its
-	// place and refreshes ClientSession (when non-empty) and last-seen. At most two round trips.
-	Join(ctx context.Context, userID, clientSession string) (Status, error)
-	// Poll returns the user's status, touching last-seen and refreshing ClientSession when
-	// non-empty. One round trip.
-	Poll(ctx context.Context, userID, clientSession string) (Status, error)
-	// ClaimUser claims this user only if it is at the head and a slot is free.
-	ClaimUser(ctx context.Context, userID string) (Claim, bool, error)
-	// Claim takes up to max users from the head while held slots < capacity.
-	Claim(ctx context.Context, max int) ([]Claim, error)
-	// MarkReady stores the ServerSession: Admitting → Ready. ErrLeaseLost if the claim is stale.
-	MarkReady(ctx context.Context, c Claim, serverSession string) error
-	// Requeue gives up an admission after a transient failure: the user returns to the front
-	// (a reattach returns to its previous holding state) and the slot is free again.
-	Requeue(ctx context.Context, c Claim) error
-	// Refuse ends an admission CAR refused for good. If locked is true CAR may hold a slot for
-	// the user, so it goes to Releasing; else it is gone at once. Reason car_refused.
-	Refuse(ctx context.Context, c Claim, locked bool) error
-	// Heartbeat: Ready → Active, Active stays; refreshes the heartbeat deadline. One round trip.
-	// Returns the resulting status (StateNone with Reason when gone).
-	Heartbeat(ctx context.Context, userID string) (Status, error)
-	// Stop removes a queued user, or moves a holder to Releasing. Returns the state before.
-	Stop(ctx context.Context, userID string) (State, error)
-	// Reattach: a holder (Ready/Active) whose heartbeat is not yet past HEARTBEAT_TIMEOUT goes
-	// back to Admitting on its own slot with a fresh lease; ok=false otherwise.
-	Reattach(ctx context.Context, userID, clientSession string) (Claim, bool, error)
-	// Reap handles up to batch stale users of each kind, in O(k log N).
-	Reap(ctx context.Context, batch int) (ReapResult, error)
-	// Releasing lists up to max users waiting for DestroySession (to retry).
-	Releasing(ctx context.Context, max int) ([]string, error)
-	// Released frees the slot of a Releasing user once CAR confirmed.
-	Released(ctx context.Context, userID string) error
-	// LockUser takes the short per-user lock that keeps CAR calls for one UserId single file.
-	LockUser(ctx context.Context, userID string, ttl time.Duration) (unlock func(), ok bool, err error)
-	// Stats returns the counters.
-	Stats(ctx context.Context) (Stats, error)
+	// AdmissionsPerMinute counts the admissions of the last RateWindow over the span actually
+	// observed (from the oldest of them to now, at least RateWindow/30), so a fresh system
+	// whose slots turn over in seconds does not report a rate diluted by minutes it never saw;
+	// 0 when there were none.
+	AdmissionsPerMinute float64
 }

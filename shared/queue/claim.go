@@ -7,7 +7,7 @@ import (
 
 // claimScript takes users from the head of the line while held slots < capacity.
 // ARGV: now, capacity, leaseMs, only ("" = anyone; else claim only this user, if at the head),
-// token1..tokenN (N = most users to take). Reply: {user, clientSession, token}...
+// token1..tokenN (N = most users to take). Reply: {user, client, token}...
 var claimScript = newScript("claim", `
 local now, cap, lease, only = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local n = math.min(#ARGV - 4, cap - held())
@@ -31,7 +31,8 @@ return out
 
 // reattachScript puts a Ready/Active user whose deadline has not passed back to Admitting on
 // its own slot, remembering the state and deadline to return to.
-// ARGV: user, now, leaseMs, token, clientSession. Reply: {user, clientSession, token} or {}.
+// ARGV: user, now, leaseMs, token, client (encoded; "" keeps the stored one).
+// Reply: {user, client, token} or {}.
 var reattachScript = newScript("reattach", `
 local u, now, lease, tok, cs = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local st = holder_state(u)
@@ -93,7 +94,9 @@ end
 return 1
 `)
 
-// Claim implements Interface.
+// Claim takes up to max users from the head of the line while held slots < capacity, each
+// under a claim lease of ClaimLease: the reaper admits them, and a run that dies midway leaves
+// them to come back to the front when Reap finds the lease expired.
 func (q *Queue) Claim(ctx context.Context, max int) ([]Claim, error) {
 	if max <= 0 {
 		return nil, nil
@@ -101,17 +104,25 @@ func (q *Queue) Claim(ctx context.Context, max int) ([]Claim, error) {
 	if max > MaxClaim {
 		return nil, fmt.Errorf("claim: max %d must be at most %d: %w", max, MaxClaim, ErrInvalid)
 	}
-	return q.claim(ctx, "", max)
+	out, err := q.claim(ctx, "", max)
+	if err != nil {
+		return nil, fmt.Errorf("claim %d: %w", max, err)
+	}
+	return out, nil
 }
 
-// ClaimUser implements Interface.
+// ClaimUser claims this user only if it is at the head of the line and a slot is free: a
+// user's own /start or /poll admits it at once instead of waiting for the next reaper run.
 func (q *Queue) ClaimUser(ctx context.Context, userID string) (Claim, bool, error) {
 	if err := checkUser(userID); err != nil {
 		return Claim{}, false, fmt.Errorf("claim user: %w", err)
 	}
 	cs, err := q.claim(ctx, userID, 1)
-	if err != nil || len(cs) == 0 {
-		return Claim{}, false, err
+	if err != nil {
+		return Claim{}, false, fmt.Errorf("claim user %s: %w", userID, err)
+	}
+	if len(cs) == 0 {
+		return Claim{}, false, nil
 	}
 	return cs[0], true, nil
 }
@@ -122,43 +133,45 @@ func (q *Queue) claim(ctx context.Context, only string, max int) ([]Claim, error
 	for range max {
 		tok, err := newToken()
 		if err != nil {
-			return nil, fmt.Errorf("claim: %w", err)
+			return nil, err
 		}
 		args = append(args, tok)
 	}
 	v, err := q.run(ctx, claimScript, args...)
 	if err != nil {
-		return nil, fmt.Errorf("claim %d: %w", max, err)
+		return nil, err
 	}
-	out, err := replyClaims(v, false)
-	if err != nil {
-		return nil, fmt.Errorf("claim %d: %w", max, err)
-	}
-	return out, nil
+	return replyClaims(v, false)
 }
 
-// Reattach implements Interface. The deadline checked is the one of the user's state: the
-// ready deadline for Ready, the heartbeat deadline for Active. If the reattach claim's lease
-// runs out, Reap puts the user back into that state with that deadline (as Requeue does):
-// its old CAR session may still run, and the usual timeouts reap it if it does not.
-func (q *Queue) Reattach(ctx context.Context, userID, clientSession string) (Claim, bool, error) {
+// Reattach puts a holder (Ready or Active) whose deadline has not passed back to Admitting on
+// its own slot with a fresh claim lease, so a user who reconnects gets a new CAR session
+// without queueing again; ok is false otherwise. c refreshes the stored client as Join does.
+// The deadline checked is the one of the user's state: the ready deadline for Ready, the
+// heartbeat deadline for Active. If the reattach claim's lease runs out, Reap puts the user
+// back into that state with that deadline (as Requeue does): its old CAR session may still
+// run, and the usual timeouts reap it if it does not.
+func (q *Queue) Reattach(ctx context.Context, userID string, c Client) (Claim, bool, error) {
 	if err := checkUser(userID); err != nil {
 		return Claim{}, false, fmt.Errorf("reattach: %w", err)
 	}
-	if err := checkClientSession(clientSession); err != nil {
+	fail := func(err error) (Claim, bool, error) {
 		return Claim{}, false, fmt.Errorf("reattach %s: %w", userID, err)
+	}
+	if err := checkClient(c); err != nil {
+		return fail(err)
 	}
 	tok, err := newToken()
 	if err != nil {
-		return Claim{}, false, fmt.Errorf("reattach %s: %w", userID, err)
+		return fail(err)
 	}
-	v, err := q.run(ctx, reattachScript, userID, q.nowMS(), ms(q.opts.ClaimLease), tok, clientSession)
+	v, err := q.run(ctx, reattachScript, userID, q.nowMS(), ms(q.opts.ClaimLease), tok, encodeClient(c))
 	if err != nil {
-		return Claim{}, false, fmt.Errorf("reattach %s: %w", userID, err)
+		return fail(err)
 	}
 	cs, err := replyClaims(v, true)
 	if err != nil {
-		return Claim{}, false, fmt.Errorf("reattach %s: %w", userID, err)
+		return fail(err)
 	}
 	if len(cs) == 0 {
 		return Claim{}, false, nil
@@ -166,19 +179,25 @@ func (q *Queue) Reattach(ctx context.Context, userID, clientSession string) (Cla
 	return cs[0], true, nil
 }
 
-// MarkReady implements Interface. The lease is checked by token only: a claim whose lease ran
-// out but that Reap has not yet returned to the line can still finish.
+// MarkReady stores the ServerSession CAR created: Admitting → Ready. ErrLeaseLost if the claim
+// is no longer the current one (the user was requeued, reaped or claimed again), in which case
+// the caller must destroy the session it created. The lease is checked by token only: a claim
+// whose lease ran out but that Reap has not yet returned to the line can still finish.
 func (q *Queue) MarkReady(ctx context.Context, c Claim, serverSession string) error {
 	return q.claimCall(ctx, markReadyScript, c, q.nowMS(), serverSession, ms(q.opts.ReadyTimeout), ms(q.opts.RateWindow))
 }
 
-// Requeue implements Interface.
+// Requeue gives up an admission after a transient failure: the user returns to its place at
+// the front (a reattach returns to its previous holding state and deadline) and the slot is
+// free again. ErrLeaseLost if the claim is stale.
 func (q *Queue) Requeue(ctx context.Context, c Claim) error {
 	return q.claimCall(ctx, requeueScript, c, q.nowMS())
 }
 
-// Refuse implements Interface. A reattach claim always goes to Releasing, whatever locked
-// says, because the user's earlier CAR session may still hold a slot.
+// Refuse ends an admission CAR refused for good (reason car_refused). If locked is true CAR
+// may hold a slot for the user, so it goes to Releasing; else it is gone at once. A reattach
+// claim always goes to Releasing, whatever locked says, because the user's earlier CAR session
+// may still hold a slot. ErrLeaseLost if the claim is stale.
 func (q *Queue) Refuse(ctx context.Context, c Claim, locked bool) error {
 	l := 0
 	if locked {
@@ -192,11 +211,11 @@ func (q *Queue) claimCall(ctx context.Context, sc *script, c Claim, args ...any)
 		return fmt.Errorf("%s: %w", sc.name, err)
 	}
 	v, err := q.run(ctx, sc, append([]any{c.UserID, c.Token}, args...)...)
+	if err == nil && replyInt(v) != 1 {
+		err = ErrLeaseLost
+	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", sc.name, c.UserID, err)
-	}
-	if replyInt(v) != 1 {
-		return fmt.Errorf("%s %s: %w", sc.name, c.UserID, ErrLeaseLost)
 	}
 	return nil
 }

@@ -12,7 +12,9 @@ import (
 
 // TestFIFO: admission order is first-join order; re-joins and polls move nobody.
 func TestFIFO(t *testing.T) {
-	forBackends(t, Options{Capacity: 3, QueueIdleTimeout: time.Hour}, func(t *testing.T, q *Queue, clk *testkit.Clock) {
+	o := testOptions(3)
+	o.QueueIdleTimeout = time.Hour
+	forBackends(t, o, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		rng := rand.New(rand.NewPCG(1, 2))
 		const n = 60
 		joined := 0
@@ -21,13 +23,13 @@ func TestFIFO(t *testing.T) {
 		for len(admitted) < n {
 			switch op := rng.IntN(5); {
 			case op == 0 && joined < n:
-				must[Status](t)(q.Join(bg, user(joined), "cs"))
+				must[Status](t)(q.Join(bg, user(joined), Client{IP: "198.51.100.1", Session: "cs"}))
 				joined++
 			case op == 1 && joined > len(admitted):
 				// re-join of a waiting user (admitted ones would join anew, at the back)
-				must[Status](t)(q.Join(bg, user(len(admitted)+rng.IntN(joined-len(admitted))), "newer"))
+				must[Status](t)(q.Join(bg, user(len(admitted)+rng.IntN(joined-len(admitted))), Client{IP: "198.51.100.2", Session: "newer"}))
 			case op == 2 && joined > 0:
-				must[Status](t)(q.Poll(bg, user(rng.IntN(joined)), ""))
+				must[Status](t)(q.Poll(bg, user(rng.IntN(joined)), Client{}))
 			case op == 3:
 				for _, c := range must[[]Claim](t)(q.Claim(bg, 1+rng.IntN(3))) {
 					noErr(t, q.MarkReady(bg, c, "ss"))
@@ -68,8 +70,9 @@ func TestConcurrentHammer(t *testing.T) {
 		capacity = 5
 		nUsers   = 96
 	)
-	opts := Options{Capacity: capacity, QueueIdleTimeout: 20 * time.Second, HeartbeatTimeout: 15 * time.Second,
-		ReadyTimeout: 10 * time.Second, ClaimLease: 8 * time.Second, GoneRetention: 24 * time.Hour}
+	opts := testOptions(capacity)
+	opts.QueueIdleTimeout, opts.HeartbeatTimeout, opts.ReadyTimeout = 20*time.Second, 15*time.Second, 10*time.Second
+	opts.ClaimLease, opts.GoneRetention = 8*time.Second, 24*time.Hour
 	forBackends(t, opts, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		var (
 			joined  sync.Map
@@ -109,17 +112,17 @@ func TestConcurrentHammer(t *testing.T) {
 					var err error
 					switch rng.IntN(12) {
 					case 0, 1:
-						if _, err = q.Join(bg, u, "cs"); err == nil {
+						if _, err = q.Join(bg, u, Client{IP: "2001:db8::1", Session: "cs|" + u}); err == nil {
 							joined.Store(u, true)
 						}
 					case 2:
-						_, err = q.Poll(bg, u, "")
+						_, err = q.Poll(bg, u, Client{IP: "198.51.100.9", Session: []string{"", "cs2"}[rng.IntN(2)]})
 					case 3:
 						var cs []Claim
 						cs, err = q.Claim(bg, 1+rng.IntN(2))
 						mine = append(mine, cs...)
 					case 4:
-						if c, ok, e := q.Reattach(bg, u, ""); e != nil {
+						if c, ok, e := q.Reattach(bg, u, Client{}); e != nil {
 							err = e
 						} else if ok {
 							mine = append(mine, c)

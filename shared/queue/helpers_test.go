@@ -5,10 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/carqueue/carqueue/shared/redistest"
 	"github.com/carqueue/carqueue/shared/testkit"
 )
+
+// testOptions returns complete Options (New takes no defaults). The values are fixed here, not
+// read from shared/config, so the tests' timings do not move when the deployed defaults do;
+// tests change the fields they are about. forBackends sets QueueID and Now.
+func testOptions(capacity int) Options {
+	return Options{
+		QueueID:          "q",
+		Capacity:         capacity,
+		QueueIdleTimeout: 60 * time.Second,
+		HeartbeatTimeout: 60 * time.Second,
+		ReadyTimeout:     60 * time.Second,
+		ClaimLease:       30 * time.Second,
+		GoneRetention:    10 * time.Minute,
+		RateWindow:       5 * time.Minute,
+	}
+}
 
 // forBackends runs f as a subtest on every backend with a fresh queue of its own.
 func forBackends(t *testing.T, opts Options, f func(t *testing.T, q *Queue, clk *testkit.Clock)) {

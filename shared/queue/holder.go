@@ -7,7 +7,7 @@ import (
 
 // heartbeatScript: Ready → Active, Active stays; both get a fresh heartbeat deadline. Other
 // users are answered without change. ARGV: user, now, new deadline. Reply: status without
-// ServerSession and ClientSession, which a heartbeat does not need (one read less each time).
+// ServerSession and client, which a heartbeat does not need (one read less each time).
 //
 // The common case, an Active user, is one command: ZADD XX CH changes the deadline of a member
 // that exists (and answers 1 when it did); everyone else, and a repeat within the same
@@ -48,28 +48,30 @@ set_gone(u, reason, now, ret)
 return 1
 `)
 
-// Heartbeat implements Interface. One round trip. Status.ServerSession and ClientSession stay
-// empty. A heartbeat after the deadline but before Reap ran still counts: the deadline only
-// matters to Reap and Reattach. A heartbeat while a reattach is Admitting changes nothing
-// (if the reattach lease runs out, the user returns with its old deadline).
+// Heartbeat keeps an admitted user's slot: Ready → Active, Active stays, and either gets a
+// fresh heartbeat deadline. It returns the resulting status (StateNone with Reason when gone)
+// without ServerSession or Client. One round trip. A heartbeat after the deadline but before
+// Reap ran still counts: the deadline only matters to Reap and Reattach. A heartbeat while a
+// reattach is Admitting changes nothing (if the reattach lease runs out, the user returns
+// with its old deadline).
 func (q *Queue) Heartbeat(ctx context.Context, userID string) (Status, error) {
 	if err := checkUser(userID); err != nil {
 		return Status{}, fmt.Errorf("heartbeat: %w", err)
 	}
 	now := q.nowMS()
 	v, err := q.run(ctx, heartbeatScript, userID, now, now+ms(q.opts.HeartbeatTimeout))
-	if err != nil {
-		return Status{}, fmt.Errorf("heartbeat %s: %w", userID, err)
+	var st Status
+	if err == nil {
+		st, err = replyStatus(v)
 	}
-	st, err := replyStatus(v)
 	if err != nil {
 		return Status{}, fmt.Errorf("heartbeat %s: %w", userID, err)
 	}
 	return st, nil
 }
 
-// Releasing implements Interface: oldest first, so a failing DestroySession does not starve
-// the others for long.
+// Releasing lists up to max users waiting for DestroySession, oldest first, so that the
+// reaper retries them and a failing DestroySession does not starve the others for long.
 func (q *Queue) Releasing(ctx context.Context, max int) ([]string, error) {
 	if max <= 0 {
 		return nil, nil
@@ -78,12 +80,12 @@ func (q *Queue) Releasing(ctx context.Context, max int) ([]string, error) {
 		return nil, fmt.Errorf("releasing: max %d must be at most %d: %w", max, MaxBatch, ErrInvalid)
 	}
 	v, err := q.run(ctx, releasingScript, max)
-	if err != nil {
-		return nil, fmt.Errorf("releasing: %w", err)
+	var a []any
+	if err == nil {
+		a, err = replySlice(v, 0)
 	}
-	a, err := replySlice(v, 0)
 	if err != nil {
-		return nil, fmt.Errorf("releasing: %w", err)
+		return nil, fmt.Errorf("releasing %d: %w", max, err)
 	}
 	out := make([]string, len(a))
 	for i, u := range a {
@@ -92,18 +94,20 @@ func (q *Queue) Releasing(ctx context.Context, max int) ([]string, error) {
 	return out, nil
 }
 
-// Released implements Interface. ErrNotHolding if the user is not Releasing (for instance
-// released already by another caller); callers may treat that as done.
+// Released frees the slot of a Releasing user once CAR confirmed its session destroyed; the
+// user is remembered as gone with the reason it started leaving for. ErrNotHolding if the
+// user is not Releasing (for instance released already by another caller); callers may treat
+// that as done.
 func (q *Queue) Released(ctx context.Context, userID string) error {
 	if err := checkUser(userID); err != nil {
 		return fmt.Errorf("released: %w", err)
 	}
 	v, err := q.run(ctx, releasedScript, userID, q.nowMS(), ms(q.opts.GoneRetention))
+	if err == nil && replyInt(v) != 1 {
+		err = ErrNotHolding
+	}
 	if err != nil {
 		return fmt.Errorf("released %s: %w", userID, err)
-	}
-	if replyInt(v) != 1 {
-		return fmt.Errorf("released %s: %w", userID, ErrNotHolding)
 	}
 	return nil
 }

@@ -1,24 +1,29 @@
 package queue
 
-// Every key of a queue is "cq:{<queueid>}:<name>", so all of them hash to one cluster slot.
-// Queued users cost one member in line, one in seen and one field in cs; nothing else. The
-// few holders (at most Capacity) keep their details as fields of the one hold hash, so every
-// script knows all of its keys before it runs, as Redis Cluster requires.
+// Every key of a queue is "cq:{<queueid>}:<name>", built here and nowhere else, so all of them
+// hash to one cluster slot and a script may touch any of them. Queued users cost one member in
+// line, one in seen and one field in cs; nothing else. The few holders (at most Capacity) keep
+// their details as fields of the one hold hash, so every script knows all of its keys before
+// it runs, as Redis Cluster requires.
 //
-//	line  zset   queued user -> join sequence (FIFO order; a requeued user keeps its number)
-//	seen  zset   queued user -> last seen (ms), for the idle reap
-//	cs    hash   user -> newest ClientSession (queued users and holders)
-//	seq   string INCR counter giving join sequence numbers
-//	hold  hash   holder details, fields "<f>:<user>": s state, t claim token, q join sequence,
-//	             ss ServerSession, r state before a reattach, d its deadline, y reason for leaving
-//	lease zset   Admitting user -> claim lease expiry (ms)
-//	rdy   zset   Ready user -> ready deadline (ms)
-//	act   zset   Active user -> heartbeat deadline (ms)
-//	rel   zset   Releasing user -> time it started releasing (ms)
-//	gone  zset   departed user -> when its reason is forgotten (ms)
-//	gr    hash   departed user -> reason
-//	cnt   hash   counters: admitted, left:<reason>
-//	rate  zset   admission number -> admission time (ms), trimmed to RateWindow
+//	line   zset   queued user -> join sequence (FIFO order; a requeued user keeps its number)
+//	seen   zset   queued user -> last seen (ms), for the idle reap
+//	cs     hash   user -> its Client, "<ip>|<ClientSession>" (queued users and holders; client.go)
+//	seq    string INCR counter giving join sequence numbers
+//	hold   hash   holder details, fields "<f>:<user>": s state, t claim token, q join sequence,
+//	              ss ServerSession, r state before a reattach, d its deadline, y reason for leaving
+//	lease  zset   Admitting user -> claim lease expiry (ms)
+//	rdy    zset   Ready user -> ready deadline (ms)
+//	act    zset   Active user -> heartbeat deadline (ms)
+//	rel    zset   Releasing user -> time it started releasing (ms)
+//	gone   zset   departed user -> when its reason is forgotten (ms)
+//	gr     hash   departed user -> reason
+//	cnt    hash   counters: admitted, left:<reason>
+//	rate   zset   admission number -> admission time (ms), trimmed to RateWindow
+//	reaper string the reaper's lease, "<expiry ms>:<token>" with a PX TTL (lease.go)
+//	lock:<user>
+//	       string the per-user CAR lock, a random token with a PX TTL (lock.go); one key per
+//	              user, so it is the one key not in the fixed list the scripts are given
 type keyID int
 
 const (
@@ -35,10 +40,12 @@ const (
 	kGR
 	kCnt
 	kRate
+	kReaper
 	numKeys
 )
 
-var keyNames = [numKeys]string{"line", "seen", "cs", "seq", "hold", "lease", "rdy", "act", "rel", "gone", "gr", "cnt", "rate"}
+// keyNames are the queue-wide keys' names; a script names key "x" as K_X (see assemble).
+var keyNames = [numKeys]string{"line", "seen", "cs", "seq", "hold", "lease", "rdy", "act", "rel", "gone", "gr", "cnt", "rate", "reaper"}
 
 func keyPrefix(queueID string) string { return "cq:{" + queueID + "}:" }
 
@@ -50,6 +57,6 @@ func queueKeys(queueID string) []string {
 	return out
 }
 
-// lockKey is the per-user CAR lock; it shares the hash tag though no script touches it with
-// other keys.
+// lockKey is the per-user CAR lock. It shares the hash tag though no script touches it with
+// other keys, so a queue's keys stay together and a prefix scan finds them all.
 func lockKey(queueID, userID string) string { return keyPrefix(queueID) + "lock:" + userID }

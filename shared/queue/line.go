@@ -6,7 +6,7 @@ import (
 )
 
 // joinScript puts a user at the back of the line, or refreshes a known one in place.
-// ARGV: user, now, clientSession ("" keeps the stored one). Reply: status.
+// ARGV: user, now, client (encoded; "" keeps the stored one). Reply: status.
 var joinScript = newScript("join", `
 local u, now, cs = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local r = redis.call('ZRANK', K_LINE, u)
@@ -28,8 +28,8 @@ return {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', cs, ''}
 `)
 
 // pollScript answers a user's status, touching last-seen of a queued user and storing a new
-// ClientSession. It does not read the stored ClientSession back (a poll would carry up to 8 KB
-// for nothing). ARGV: user, now, clientSession ("" keeps the stored one). Reply: status.
+// client. It does not read the stored client back (a poll would carry up to 32 KB for
+// nothing). ARGV: user, now, client (encoded; "" keeps the stored one). Reply: status.
 var pollScript = newScript("poll", `
 local u, cs = ARGV[1], ARGV[3]
 local r = redis.call('ZRANK', K_LINE, u)
@@ -64,36 +64,43 @@ if st ~= 'Releasing' then to_releasing(u, st, 'stopped', now) end
 return st
 `)
 
-// Join implements Interface. One round trip.
-func (q *Queue) Join(ctx context.Context, userID, clientSession string) (Status, error) {
-	return q.statusCall(ctx, joinScript, userID, clientSession)
+// Join puts the user at the back of the line or, if it is already queued or holding, keeps
+// its place and refreshes its client (when c.Session is set) and last-seen: a repeated /start
+// must never cost a user its place. Status.Client is the client now stored, the one admission
+// will use. One round trip.
+func (q *Queue) Join(ctx context.Context, userID string, c Client) (Status, error) {
+	return q.statusCall(ctx, joinScript, userID, c)
 }
 
-// Poll implements Interface. One round trip. Status.ClientSession stays empty.
-func (q *Queue) Poll(ctx context.Context, userID, clientSession string) (Status, error) {
-	return q.statusCall(ctx, pollScript, userID, clientSession)
+// Poll returns the user's status, touching last-seen (a queued user who stops polling is
+// reaped as idle) and refreshing its client when c.Session is set. Status.Client stays empty:
+// polls are the hot path and need not carry the ClientSession back. One round trip.
+func (q *Queue) Poll(ctx context.Context, userID string, c Client) (Status, error) {
+	return q.statusCall(ctx, pollScript, userID, c)
 }
 
-func (q *Queue) statusCall(ctx context.Context, sc *script, userID, clientSession string) (Status, error) {
+func (q *Queue) statusCall(ctx context.Context, sc *script, userID string, c Client) (Status, error) {
 	if err := checkUser(userID); err != nil {
 		return Status{}, fmt.Errorf("%s: %w", sc.name, err)
 	}
-	if err := checkClientSession(clientSession); err != nil {
+	if err := checkClient(c); err != nil {
 		return Status{}, fmt.Errorf("%s %s: %w", sc.name, userID, err)
 	}
-	v, err := q.run(ctx, sc, userID, q.nowMS(), clientSession)
-	if err != nil {
-		return Status{}, fmt.Errorf("%s %s: %w", sc.name, userID, err)
+	v, err := q.run(ctx, sc, userID, q.nowMS(), encodeClient(c))
+	var st Status
+	if err == nil {
+		st, err = replyStatus(v)
 	}
-	st, err := replyStatus(v)
 	if err != nil {
 		return Status{}, fmt.Errorf("%s %s: %w", sc.name, userID, err)
 	}
 	return st, nil
 }
 
-// Stop implements Interface. Stopping twice is fine: the second call returns StateReleasing
-// (still leaving) or StateNone (gone).
+// Stop removes a queued user at once, or moves a holder to Releasing (it keeps its slot until
+// CAR confirms DestroySession). It returns the state before, so the caller knows whether a
+// CAR session may need destroying. Stopping twice is fine: the second call returns
+// StateReleasing (still leaving) or StateNone (gone).
 func (q *Queue) Stop(ctx context.Context, userID string) (State, error) {
 	if err := checkUser(userID); err != nil {
 		return StateNone, fmt.Errorf("stop: %w", err)

@@ -42,7 +42,7 @@ end`},
 local function count_left(reason)
   redis.call('HINCRBY', K_CNT, 'left:' .. reason, 1)
 end`},
-	// a queued user leaves the line (its ClientSession too)
+	// a queued user leaves the line (its client too)
 	{"leave_line", `
 local function leave_line(u)
   redis.call('ZREM', K_LINE, u)
@@ -87,7 +87,7 @@ end`},
 local function held()
   return redis.call('ZCARD', K_LEASE) + redis.call('ZCARD', K_RDY) + redis.call('ZCARD', K_ACT) + redis.call('ZCARD', K_REL)
 end`},
-	// status reply: {state, position, length, serverSession, clientSession, reason}
+	// status reply: {state, position, length, serverSession, client, reason}
 	{"gone_status", `
 local function gone_status(u, now)
   local exp = redis.call('ZSCORE', K_GONE, u)
@@ -158,27 +158,55 @@ func assemble(body string) (string, []keyID) {
 	return head.String() + code.String(), keys
 }
 
-// script is one Lua state change, run with EVALSHA and loaded on NOSCRIPT.
+// script is one Lua script, run with EVALSHA and loaded on NOSCRIPT.
 type script struct {
 	name string
+	src  string // the text Redis runs (testdata/<name>.lua holds a reviewed copy)
 	s    *redis.Script
-	keys []keyID // the queue keys the script uses, in KEYS order
+	keys []keyID // the queue keys the script uses, in KEYS order; nil when the caller gives them
 }
 
+// scripts is every script the package runs, in declaration order, for TestScriptsGolden.
+var scripts []*script
+
+// newScript assembles body (see assemble) into a script of the queue's fixed keys.
 func newScript(name, body string) *script {
-	src, keys := assemble(body)
-	return &script{name: name, s: redis.NewScript(src), keys: keys}
+	return register(assembleScript(name, body))
 }
 
-// run executes the script with the queue keys it uses.
+// assembleScript is newScript without registering the script: for scripts only tests run.
+func assembleScript(name, body string) *script {
+	src, keys := assemble(body)
+	return &script{name: name, src: src, s: redis.NewScript(src), keys: keys}
+}
+
+// newKeyedScript is a script whose keys the caller passes (the per-user lock, whose key is
+// not one of the fixed queue keys). Its text is run as written.
+func newKeyedScript(name, src string) *script {
+	return register(&script{name: name, src: src, s: redis.NewScript(src)})
+}
+
+func register(sc *script) *script {
+	scripts = append(scripts, sc)
+	return sc
+}
+
+// run executes a script of the queue's fixed keys. Its error is Redis's or the network's,
+// unwrapped: the caller adds the operation and user, which it alone knows. A nil reply
+// (redis.Nil) is no error.
 func (q *Queue) run(ctx context.Context, sc *script, args ...any) (any, error) {
 	keys := make([]string, len(sc.keys))
 	for i, k := range sc.keys {
 		keys[i] = q.keys[k]
 	}
+	return q.runKeys(ctx, sc, keys, args...)
+}
+
+// runKeys executes a script with the keys given.
+func (q *Queue) runKeys(ctx context.Context, sc *script, keys []string, args ...any) (any, error) {
 	v, err := sc.s.Run(ctx, q.rdb, keys, args...).Result()
-	if err != nil && err != redis.Nil {
-		return nil, fmt.Errorf("queue %s: %s script: %w", q.opts.QueueID, sc.name, err)
+	if err == redis.Nil {
+		return nil, nil
 	}
-	return v, nil
+	return v, err
 }

@@ -18,7 +18,7 @@ import (
 
 // peekScript reads the statuses of users (ARGV[2:]) at time ARGV[1] without touching
 // anything: the model test compares them after every step. Reply: one status per user.
-var peekScript = newScript("peek", `
+var peekScript = assembleScript("peek", `
 local now, out = tonumber(ARGV[1]), {}
 for i = 2, #ARGV do
   local u = ARGV[i]
@@ -40,7 +40,8 @@ type mUser struct {
 	state        State
 	seq          int64 // join sequence (kept while Admitting)
 	lastSeen     int64 // Queued
-	cs, tok, ss  string
+	client       Client
+	tok, ss      string
 	deadline     int64 // Admitting: lease expiry; Ready: ready deadline; Active: heartbeat deadline; Releasing: start
 	prev         State // Admitting by reattach: state to return to
 	prevDeadline int64
@@ -95,9 +96,9 @@ func (m *model) status(u string) Status {
 	}
 	if x.state == StateQueued {
 		q := m.queuedSorted()
-		return Status{State: StateQueued, Position: int64(slices.Index(q, u) + 1), Length: int64(len(q)), ClientSession: x.cs}
+		return Status{State: StateQueued, Position: int64(slices.Index(q, u) + 1), Length: int64(len(q)), Client: x.client}
 	}
-	st := Status{State: x.state, ClientSession: x.cs}
+	st := Status{State: x.state, Client: x.client}
 	if x.state == StateReady || x.state == StateActive {
 		st.ServerSession = x.ss
 	}
@@ -122,7 +123,7 @@ func (m *model) unclaim(x *mUser) {
 	x.state, x.lastSeen, x.tok, x.ss = StateQueued, m.now, "", ""
 }
 
-func (m *model) join(u, cs string) Status {
+func (m *model) join(u string, c Client) Status {
 	x, ok := m.users[u]
 	if !ok {
 		m.seq++
@@ -133,23 +134,23 @@ func (m *model) join(u, cs string) Status {
 	if x.state == StateQueued {
 		x.lastSeen = m.now
 	}
-	if cs != "" {
-		x.cs = cs
+	if c.Session != "" {
+		x.client = c
 	}
 	return m.status(u)
 }
 
-func (m *model) poll(u, cs string) Status {
+func (m *model) poll(u string, c Client) Status {
 	if x, ok := m.users[u]; ok {
 		if x.state == StateQueued {
 			x.lastSeen = m.now
 		}
-		if cs != "" {
-			x.cs = cs
+		if c.Session != "" {
+			x.client = c
 		}
 	}
 	st := m.status(u)
-	st.ClientSession = ""
+	st.Client = Client{}
 	return st
 }
 
@@ -221,7 +222,7 @@ func (m *model) heartbeat(u string) Status {
 		x.state, x.deadline = StateActive, m.now+ms(m.o.HeartbeatTimeout)
 	}
 	st := m.status(u)
-	st.ClientSession, st.ServerSession = "", ""
+	st.Client, st.ServerSession = Client{}, ""
 	return st
 }
 
@@ -243,15 +244,15 @@ func (m *model) stop(u string) State {
 }
 
 // reattach returns whether the user is to be claimed again.
-func (m *model) reattach(u, cs string) bool {
+func (m *model) reattach(u string, c Client) bool {
 	x, ok := m.users[u]
 	if !ok || (x.state != StateReady && x.state != StateActive) || x.deadline <= m.now {
 		return false
 	}
 	x.prev, x.prevDeadline = x.state, x.deadline
 	x.state, x.deadline = StateAdmitting, m.now+ms(m.o.ClaimLease)
-	if cs != "" {
-		x.cs = cs
+	if c.Session != "" {
+		x.client = c
 	}
 	return true
 }
@@ -334,13 +335,18 @@ func (m *model) stats() Stats {
 		s.ReapedByReason[r] = m.left[r]
 	}
 	s.ReapedTotal = m.left[ReasonIdle] + m.left[ReasonHeartbeatTimeout] + m.left[ReasonNeverStarted]
-	n := 0
+	// The admissions of the window, over the span from the oldest of them to now (at least a
+	// 30th of the window).
+	var recent []int64
 	for _, ts := range m.admissions {
 		if ts > m.now-ms(m.o.RateWindow) {
-			n++
+			recent = append(recent, ts)
 		}
 	}
-	s.AdmissionsPerMinute = float64(n) / m.o.RateWindow.Minutes()
+	if len(recent) > 0 {
+		span := min(max(m.now-slices.Min(recent), ms(m.o.RateWindow)/30), ms(m.o.RateWindow))
+		s.AdmissionsPerMinute = float64(len(recent)) * 60_000 / float64(span)
+	}
 	return s
 }
 
@@ -365,7 +371,7 @@ func limitRapidChecks(n int) {
 func TestModel(t *testing.T) {
 	limitRapidChecks(40)
 	users := []string{"a", "b", "c", "d", "e"}
-	sessions := []string{"", "cs1", "cs2"}
+	clients := []Client{{}, {Session: "cs1"}, {IP: "198.51.100.7", Session: "cs2"}, {IP: "2001:db8::1", Session: "cs|3"}, {IP: "198.51.100.8"}}
 	jumps := []time.Duration{0, time.Millisecond, time.Second, 10 * time.Second, 29 * time.Second, 30 * time.Second,
 		31 * time.Second, 40 * time.Second, 59 * time.Second, 60 * time.Second, 61 * time.Second, 5 * time.Minute, 11 * time.Minute}
 	for _, b := range redistest.Backends(t) {
@@ -375,11 +381,9 @@ func TestModel(t *testing.T) {
 			rapid.Check(t, func(rt *rapid.T) {
 				run++
 				clk := testkit.NewClock()
-				o := Options{
-					QueueID: fmt.Sprintf("%s-%d", prefix, run), Capacity: rapid.IntRange(1, 3).Draw(rt, "capacity"),
-					QueueIdleTimeout: 60 * time.Second, HeartbeatTimeout: 60 * time.Second, ReadyTimeout: 40 * time.Second,
-					ClaimLease: 30 * time.Second, GoneRetention: 2 * time.Minute, RateWindow: 5 * time.Minute, Now: clk.Now,
-				}
+				o := testOptions(rapid.IntRange(1, 3).Draw(rt, "capacity"))
+				o.QueueID, o.Now = fmt.Sprintf("%s-%d", prefix, run), clk.Now
+				o.ReadyTimeout, o.GoneRetention = 40*time.Second, 2*time.Minute
 				q, err := New(b.Client, o)
 				if err != nil {
 					rt.Fatal(err)
@@ -407,7 +411,7 @@ func TestModel(t *testing.T) {
 					ids := []string{}
 					for _, c := range got {
 						ids = append(ids, c.UserID)
-						check(what+" session of "+c.UserID, c.ClientSession, m.users[c.UserID].cs)
+						check(what+" client of "+c.UserID, c.Client, m.users[c.UserID].client)
 						m.users[c.UserID].tok = c.Token
 						claims = append(claims, c)
 					}
@@ -415,16 +419,16 @@ func TestModel(t *testing.T) {
 				}
 				rt.Repeat(map[string]func(*rapid.T){
 					"join": func(rt *rapid.T) {
-						u, cs := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(sessions).Draw(rt, "cs")
-						got, err := q.Join(bg, u, cs)
+						u, c := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(clients).Draw(rt, "client")
+						got, err := q.Join(bg, u, c)
 						errIs("join", err, nil)
-						check("join "+u, got, m.join(u, cs))
+						check("join "+u, got, m.join(u, c))
 					},
 					"poll": func(rt *rapid.T) {
-						u, cs := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(sessions).Draw(rt, "cs")
-						got, err := q.Poll(bg, u, cs)
+						u, c := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(clients).Draw(rt, "client")
+						got, err := q.Poll(bg, u, c)
 						errIs("poll", err, nil)
-						check("poll "+u, got, m.poll(u, cs))
+						check("poll "+u, got, m.poll(u, c))
 					},
 					"claim": func(rt *rapid.T) {
 						k := rapid.IntRange(1, 3).Draw(rt, "k")
@@ -443,13 +447,13 @@ func TestModel(t *testing.T) {
 						recordClaims("claim user "+u, got, m.claim(u, 1))
 					},
 					"reattach": func(rt *rapid.T) {
-						u, cs := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(sessions).Draw(rt, "cs")
-						c, ok, err := q.Reattach(bg, u, cs)
+						u, cl := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(clients).Draw(rt, "client")
+						c, ok, err := q.Reattach(bg, u, cl)
 						errIs("reattach", err, nil)
-						want := m.reattach(u, cs)
+						want := m.reattach(u, cl)
 						check("reattach "+u, ok, want)
 						if ok {
-							check("reattach session", c.ClientSession, m.users[u].cs)
+							check("reattach client", c.Client, m.users[u].client)
 							m.users[u].tok = c.Token
 							claims = append(claims, c)
 						}

@@ -6,23 +6,18 @@ import (
 	"fmt"
 	"regexp"
 	"time"
-	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Defaults for the zero durations of Options.
+// Limits of the arguments the queue accepts. They are not settings: they bound what one call
+// or one stored value may cost.
 const (
-	DefaultQueueIdleTimeout = 60 * time.Second
-	DefaultHeartbeatTimeout = 60 * time.Second
-	DefaultReadyTimeout     = 60 * time.Second
-	DefaultClaimLease       = 30 * time.Second
-	DefaultGoneRetention    = 10 * time.Minute
-	DefaultRateWindow       = 5 * time.Minute
-
-	// MaxClientSession bounds a stored ClientSession: API.md's 8192 chars plus room for a
-	// caller's framing (admission.Pack stores the client IP with it).
-	MaxClientSession = 8192 + 256
+	// MaxClientSession is API.md's limit on a ClientSession, in characters.
+	MaxClientSession = 8192
+	// MaxIP bounds a client IP in bytes: an IPv6 address with a zone fits, a garbled header
+	// does not.
+	MaxIP = 64
 	// MaxClaim bounds one Claim call, so one script stays short.
 	MaxClaim = 1000
 	// MaxBatch bounds one Reap batch per kind and one Releasing listing.
@@ -34,21 +29,21 @@ var (
 	queueIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 )
 
-// Scripter is what the queue needs of a go-redis client: scripts only. *redis.Client,
-// *redis.ClusterClient and *redis.Ring all satisfy it.
+// Scripter is all the queue needs of a go-redis client: it only runs scripts. Asking for no
+// more lets *redis.Client, *redis.ClusterClient and *redis.Ring all fit (every script's keys
+// share the queue's hash tag, so a cluster routes each call to the queue's one slot).
 type Scripter = redis.Scripter
 
-// Queue is the Redis implementation of Interface. It is safe for concurrent use; all its
-// state lives in Redis, so any number of processes may share one queue id.
+// Queue is the fair line of one CAR project. It is safe for concurrent use; all its state
+// lives in Redis, so any number of processes may share one queue id.
 type Queue struct {
 	rdb  Scripter
 	opts Options
 	keys []string // every queue-wide key, in keyID order, all under the queue's hash tag
 }
 
-var _ Interface = (*Queue)(nil)
-
-// New checks opts, fills in the defaults and returns the queue. It does not talk to Redis.
+// New checks opts and returns the queue. It does not talk to Redis. Every duration must be
+// set (see Options): a zero one is a configuration mistake, not a request for a default.
 func New(rdb Scripter, opts Options) (*Queue, error) {
 	if rdb == nil {
 		return nil, fmt.Errorf("new queue: redis client is nil: %w", ErrInvalid)
@@ -57,25 +52,22 @@ func New(rdb Scripter, opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("new queue: QueueID %q must be 1-64 chars of [A-Za-z0-9_.:-]: %w", opts.QueueID, ErrInvalid)
 	}
 	if opts.Capacity <= 0 {
-		return nil, fmt.Errorf("new queue: Capacity %d must be > 0: %w", opts.Capacity, ErrInvalid)
+		return nil, fmt.Errorf("new queue: Capacity must be > 0, got %d: %w", opts.Capacity, ErrInvalid)
 	}
 	for _, d := range []struct {
 		name string
-		v    *time.Duration
-		def  time.Duration
+		v    time.Duration
 	}{
-		{"QueueIdleTimeout", &opts.QueueIdleTimeout, DefaultQueueIdleTimeout},
-		{"HeartbeatTimeout", &opts.HeartbeatTimeout, DefaultHeartbeatTimeout},
-		{"ReadyTimeout", &opts.ReadyTimeout, DefaultReadyTimeout},
-		{"ClaimLease", &opts.ClaimLease, DefaultClaimLease},
-		{"GoneRetention", &opts.GoneRetention, DefaultGoneRetention},
-		{"RateWindow", &opts.RateWindow, DefaultRateWindow},
+		{"QueueIdleTimeout", opts.QueueIdleTimeout},
+		{"HeartbeatTimeout", opts.HeartbeatTimeout},
+		{"ReadyTimeout", opts.ReadyTimeout},
+		{"ClaimLease", opts.ClaimLease},
+		{"GoneRetention", opts.GoneRetention},
+		{"RateWindow", opts.RateWindow},
 	} {
-		switch {
-		case *d.v == 0:
-			*d.v = d.def
-		case *d.v < time.Millisecond:
-			return nil, fmt.Errorf("new queue: %s %v must be >= 1ms: %w", d.name, *d.v, ErrInvalid)
+		// Scores and deadlines are whole milliseconds: anything shorter would round to 0.
+		if d.v < time.Millisecond {
+			return nil, fmt.Errorf("new queue: %s must be >= 1ms, got %v: %w", d.name, d.v, ErrInvalid)
 		}
 	}
 	if opts.Now == nil {
@@ -84,10 +76,11 @@ func New(rdb Scripter, opts Options) (*Queue, error) {
 	return &Queue{rdb: rdb, opts: opts, keys: queueKeys(opts.QueueID)}, nil
 }
 
-// Options returns the options in effect, defaults filled in.
+// Options returns the options in effect (Now filled in).
 func (q *Queue) Options() Options { return q.opts }
 
-// KeyPrefix is the prefix of every key of this queue (it holds the hash tag).
+// KeyPrefix is the prefix of every key of this queue (it holds the hash tag), for tools that
+// clean up or measure a queue's keys.
 func (q *Queue) KeyPrefix() string { return keyPrefix(q.opts.QueueID) }
 
 func checkUser(userID string) error {
@@ -97,19 +90,12 @@ func checkUser(userID string) error {
 	return nil
 }
 
-func checkClientSession(cs string) error {
-	if n := utf8.RuneCountInString(cs); n > MaxClientSession {
-		return fmt.Errorf("ClientSession has %d chars, at most %d allowed: %w", n, MaxClientSession, ErrInvalid)
-	}
-	return nil
-}
-
 // nowMS is the injected clock in Unix milliseconds, the unit of every score and deadline.
 func (q *Queue) nowMS() int64 { return q.opts.Now().UnixMilli() }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
-// newToken returns a fresh random claim token.
+// newToken returns a fresh random token (claims, locks, leases).
 func newToken() (string, error) {
 	b := make([]byte, 12)
 	if _, err := rand.Read(b); err != nil {

@@ -38,7 +38,7 @@ func replyInt(v any) int64 {
 	}
 }
 
-// replyStatus reads {state, position, length, serverSession, clientSession, reason}; hot
+// replyStatus reads {state, position, length, serverSession, client, reason}; hot
 // paths leave out trailing empty fields (a shorter reply is cheaper to build in Lua).
 func replyStatus(v any) (Status, error) {
 	a, err := replySlice(v, 1)
@@ -54,12 +54,12 @@ func replyStatus(v any) (Status, error) {
 		Position:      replyInt(a[1]),
 		Length:        replyInt(a[2]),
 		ServerSession: replyString(a[3]),
-		ClientSession: replyString(a[4]),
+		Client:        decodeClient(replyString(a[4])),
 		Reason:        Reason(replyString(a[5])),
 	}, nil
 }
 
-// replyClaims reads {user, clientSession, token, ...} triples.
+// replyClaims reads {user, client, token, ...} triples.
 func replyClaims(v any, reattach bool) ([]Claim, error) {
 	if v == nil {
 		return nil, nil
@@ -73,7 +73,7 @@ func replyClaims(v any, reattach bool) ([]Claim, error) {
 	}
 	out := make([]Claim, 0, len(a)/3)
 	for i := 0; i < len(a); i += 3 {
-		out = append(out, Claim{UserID: replyString(a[i]), ClientSession: replyString(a[i+1]), Token: replyString(a[i+2]), Reattach: reattach})
+		out = append(out, Claim{UserID: replyString(a[i]), Client: decodeClient(replyString(a[i+1])), Token: replyString(a[i+2]), Reattach: reattach})
 	}
 	return out, nil
 }

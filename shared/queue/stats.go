@@ -3,14 +3,19 @@ package queue
 import (
 	"context"
 	"fmt"
+	"strconv"
 )
 
 // statsScript reads every counter in one round trip.
 // ARGV: rateFrom (admissions after this time count). Reply: {queued, admitting, ready, active,
-// releasing, recentAdmissions, field, value, ...} (fields of the counters hash).
+// releasing, recentAdmissions, oldestRecentAdmission (ms; empty when none), field, value, ...}
+// (fields of the counters hash).
 var statsScript = newScript("stats", `
+local from = '(' .. ARGV[1]
+local oldest = redis.call('ZRANGEBYSCORE', K_RATE, from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 local out = {redis.call('ZCARD', K_LINE), redis.call('ZCARD', K_LEASE), redis.call('ZCARD', K_RDY),
-  redis.call('ZCARD', K_ACT), redis.call('ZCARD', K_REL), redis.call('ZCOUNT', K_RATE, '(' .. ARGV[1], '+inf')}
+  redis.call('ZCARD', K_ACT), redis.call('ZCARD', K_REL), redis.call('ZCOUNT', K_RATE, from, '+inf'),
+  oldest[2] or ''}
 for _, x in ipairs(redis.call('HGETALL', K_CNT)) do out[#out + 1] = x end
 return out
 `)
@@ -18,16 +23,18 @@ return out
 // reaperReasons are the departures the reaper causes; they make up Stats.ReapedTotal.
 var reaperReasons = []Reason{ReasonIdle, ReasonHeartbeatTimeout, ReasonNeverStarted}
 
-// Stats implements Interface. ReapedByReason counts every departure by reason (stopped and
-// car_refused too), counted when the reason is decided (a holder: when it starts releasing);
-// ReapedTotal sums the reaper's reasons (idle, heartbeat_timeout, never_started). Reattaches
-// are not admissions: AdmittedTotal and the rate count users who came from the line.
+// Stats returns the counts /stats reports, in one round trip. ReapedByReason counts every
+// departure by reason (stopped and car_refused too), counted when the reason is decided (a
+// holder: when it starts releasing); ReapedTotal sums the reaper's reasons (idle,
+// heartbeat_timeout, never_started). Reattaches are not admissions: AdmittedTotal and the rate
+// count users who came from the line.
 func (q *Queue) Stats(ctx context.Context) (Stats, error) {
-	v, err := q.run(ctx, statsScript, q.nowMS()-ms(q.opts.RateWindow))
-	if err != nil {
-		return Stats{}, fmt.Errorf("stats: %w", err)
+	now := q.nowMS()
+	v, err := q.run(ctx, statsScript, now-ms(q.opts.RateWindow))
+	var a []any
+	if err == nil {
+		a, err = replySlice(v, 7)
 	}
-	a, err := replySlice(v, 6)
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats: %w", err)
 	}
@@ -35,11 +42,17 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		Queued: replyInt(a[0]), Admitting: replyInt(a[1]), Ready: replyInt(a[2]), Active: replyInt(a[3]),
 		Releasing: replyInt(a[4]), Capacity: int64(q.opts.Capacity), ReapedByReason: map[Reason]int64{},
 	}
-	s.AdmissionsPerMinute = float64(replyInt(a[5])) / q.opts.RateWindow.Minutes()
+	if n := replyInt(a[5]); n > 0 {
+		oldest, err := strconv.ParseFloat(replyString(a[6]), 64)
+		if err != nil {
+			return Stats{}, fmt.Errorf("stats: oldest admission %q: %w", replyString(a[6]), err)
+		}
+		s.AdmissionsPerMinute = admissionRate(n, int64(oldest), now, ms(q.opts.RateWindow))
+	}
 	for _, r := range Reasons {
 		s.ReapedByReason[r] = 0
 	}
-	for i := 6; i+1 < len(a); i += 2 {
+	for i := 7; i+1 < len(a); i += 2 {
 		f, n := replyString(a[i]), replyInt(a[i+1])
 		switch {
 		case f == "admitted":
@@ -52,4 +65,17 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 		s.ReapedTotal += s.ReapedByReason[r]
 	}
 	return s, nil
+}
+
+// admissionRate is n admissions per minute over the span observed: from the oldest of them
+// (oldestMS) to now, clamped to [windowMS/30, windowMS]. Dividing by the whole window would
+// make one admission on a fresh system read as 0.2/min (an ETA of 5 min a place) even when
+// slots turn over in seconds; the floor keeps a burst of admissions within the same moment
+// from reading as an absurd rate.
+func admissionRate(n, oldestMS, nowMS, windowMS int64) float64 {
+	if n <= 0 {
+		return 0
+	}
+	span := min(max(nowMS-oldestMS, windowMS/30, 1), windowMS)
+	return float64(n) * 60_000 / float64(span)
 }
