@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/carqueue/carqueue/shared/queue"
 )
+
+// MaxBatch bounds REAPER_BATCH and REAPER_MAX_BATCHES. It is shared/queue's MaxBatch (one Reap
+// batch per kind, one Releasing listing); config does not import the queue so that the
+// deployment checks and the harness can read the configuration without Redis code.
+const MaxBatch = 10000
 
 // Config is the validated configuration of one function instance. Cloud credentials
 // (TENCENTCLOUD_*) are deliberately absent: SCF sets them per invocation, so the CAR client
@@ -36,33 +39,46 @@ type Config struct {
 	CARMaxRetries           int
 	CARRates                map[string]float64 // nil: the CAR client's defaults
 	CARLockTTL              time.Duration
+	// CARBudget is derived, not read: CAR_LOCK_TTL×5/6, the time the CAR calls of one
+	// admission (or release) may take under the per-user lock, so that the lock never lapses
+	// while a call is in flight and a sixth of it is left to record the result.
+	CARBudget time.Duration
 
 	Capacity          int
 	QueueIdleTimeout  time.Duration
 	HeartbeatTimeout  time.Duration
 	ReadyTimeout      time.Duration
-	HeartbeatInterval time.Duration // what clients are told; HeartbeatTimeout/4 unless set
-	PollMinInterval   time.Duration
-	PollMaxInterval   time.Duration
+	HeartbeatInterval time.Duration // what clients are told; min(HeartbeatTimeout/4, ReadyTimeout/2) unless set
+	PollMinInterval   time.Duration // min(1s, PollMaxInterval) unless set
+	PollMaxInterval   time.Duration // min(30s, QueueIdleTimeout/2.4) unless set
 	ClaimLease        time.Duration
 	GoneRetention     time.Duration
 	RateWindow        time.Duration
 
-	ReaperBatch    int
-	ReaperLease    time.Duration
-	ReaperMaxAdmit int
-	ReaperParallel int
+	ReaperBatch      int
+	ReaperMaxBatches int
+	ReaperLease      time.Duration
+	ReaperMaxAdmit   int
+	ReaperParallel   int
 
 	TicketSecret         string
 	TicketSecretPrevious string
 	AdminToken           string
 	CORSOrigin           string
 	LogLevel             slog.Level
+
+	// Derived names the variables that were not set and so were computed from others
+	// (HEARTBEAT_INTERVAL, POLL_MIN_INTERVAL, POLL_MAX_INTERVAL), in Vars order, so the
+	// harness's banner can say which values nobody chose.
+	Derived []string
 }
 
 // FromEnv reads the configuration through getenv (os.Getenv in production, a map in tests).
-// local relaxes the required variables to the documented dev defaults of Vars. All problems
-// are reported at once, each naming its variable and the expected form.
+// local relaxes the required variables to the documented dev defaults of Vars. Values not set
+// that other values constrain are derived to fit (see Vars), so setting only the contract's
+// variables always works; then every relation of Rules (except the function timeouts, see
+// CheckTimeouts) is checked. All problems are reported at once, each naming its variable, the
+// other variable of a broken relation, and the expected form.
 func FromEnv(getenv func(string) string, local bool) (Config, error) {
 	r := &reader{getenv: getenv, local: local}
 	c := Config{Local: local}
@@ -95,7 +111,8 @@ func FromEnv(getenv func(string) string, local bool) (Config, error) {
 	c.GoneRetention = r.duration("GONE_RETENTION", time.Second)
 	c.RateWindow = r.duration("RATE_WINDOW", time.Second)
 
-	c.ReaperBatch = r.intRange("REAPER_BATCH", 1, queue.MaxBatch)
+	c.ReaperBatch = r.intRange("REAPER_BATCH", 1, MaxBatch)
+	c.ReaperMaxBatches = r.intRange("REAPER_MAX_BATCHES", 1, MaxBatch)
 	c.ReaperLease = r.duration("REAPER_LEASE", time.Second)
 	c.ReaperMaxAdmit = r.intRange("REAPER_MAX_ADMIT", 0, 1_000_000)
 	c.ReaperParallel = r.intRange("REAPER_PARALLEL", 1, 256)
@@ -106,29 +123,39 @@ func FromEnv(getenv func(string) string, local bool) (Config, error) {
 	c.CORSOrigin = r.str("CORS_ORIGIN")
 	c.LogLevel = r.logLevel("LOG_LEVEL")
 
-	r.crossCheck(&c)
+	r.derive(&c)
+	r.apply(facts{c: &c, set: r.isSet}, false)
 	if len(r.errs) > 0 {
 		return Config{}, fmt.Errorf("configuration: %w", errors.Join(r.errs...))
 	}
 	return c, nil
 }
 
-// crossCheck validates relations between variables that each parsed fine on its own.
-func (r *reader) crossCheck(c *Config) {
-	if c.HeartbeatTimeout > 0 && c.HeartbeatInterval == 0 {
+// derive fills in what was left unset so that it fits the values it depends on, and the CAR
+// budget. A value that failed to parse is 0 and derives nothing (its error is already there).
+func (r *reader) derive(c *Config) {
+	c.CARBudget = (c.CARLockTTL * 5 / 6).Truncate(time.Millisecond)
+	derived := map[string]bool{}
+	if !r.isSet("HEARTBEAT_INTERVAL") && c.HeartbeatTimeout > 0 {
 		c.HeartbeatInterval = c.HeartbeatTimeout / 4
+		if c.ReadyTimeout > 0 {
+			c.HeartbeatInterval = min(c.HeartbeatInterval, c.ReadyTimeout/2)
+		}
+		c.HeartbeatInterval = c.HeartbeatInterval.Truncate(time.Millisecond)
+		derived["HEARTBEAT_INTERVAL"] = true
 	}
-	if c.HeartbeatTimeout > 0 && c.HeartbeatInterval > c.HeartbeatTimeout/2 {
-		r.fail("HEARTBEAT_INTERVAL", "at most HEARTBEAT_TIMEOUT/2 (%s), so one lost heartbeat does not end a session", c.HeartbeatTimeout/2)
+	// The defaults of Vars are the caps of the derived poll intervals.
+	if !r.isSet("POLL_MAX_INTERVAL") && c.PollMaxInterval > 0 && c.QueueIdleTimeout > 0 {
+		c.PollMaxInterval = min(c.PollMaxInterval, div24(c.QueueIdleTimeout))
+		derived["POLL_MAX_INTERVAL"] = true
 	}
-	if c.PollMinInterval > 0 && c.PollMaxInterval > 0 && c.PollMinInterval > c.PollMaxInterval {
-		r.fail("POLL_MIN_INTERVAL", "at most POLL_MAX_INTERVAL (%s)", c.PollMaxInterval)
+	if !r.isSet("POLL_MIN_INTERVAL") && c.PollMinInterval > 0 && c.PollMaxInterval > 0 {
+		c.PollMinInterval = min(c.PollMinInterval, c.PollMaxInterval)
+		derived["POLL_MIN_INTERVAL"] = true
 	}
-	// The longest jittered poll interval is 1.2 × max; two of them must fit in the idle timeout.
-	if c.PollMaxInterval > 0 && c.QueueIdleTimeout > 0 && c.PollMaxInterval*24/10 > c.QueueIdleTimeout {
-		r.fail("POLL_MAX_INTERVAL", "at most QUEUE_IDLE_TIMEOUT/2.4 (%s), so one lost poll does not drop a user", c.QueueIdleTimeout*10/24)
-	}
-	if c.TicketSecretPrevious != "" && c.TicketSecretPrevious == c.TicketSecret {
-		r.fail("TICKET_SECRET_PREVIOUS", "different from TICKET_SECRET (or empty)")
+	for _, v := range Vars {
+		if derived[v.Name] {
+			c.Derived = append(c.Derived, v.Name)
+		}
 	}
 }

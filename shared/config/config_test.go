@@ -4,7 +4,6 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +38,19 @@ func TestDefaults(t *testing.T) {
 	if c.HeartbeatInterval != 15*time.Second {
 		t.Fatalf("HeartbeatInterval = %s, want HEARTBEAT_TIMEOUT/4", c.HeartbeatInterval)
 	}
+	// QUEUE_IDLE_TIMEOUT/2.4 is 37.5s: the 30s cap wins.
+	if c.PollMaxInterval != 30*time.Second || c.PollMinInterval != time.Second {
+		t.Fatalf("poll intervals %s, %s, want 30s and 1s", c.PollMinInterval, c.PollMaxInterval)
+	}
+	if c.CARLockTTL != 30*time.Second || c.CARBudget != 25*time.Second || c.ClaimLease != 30*time.Second {
+		t.Fatalf("CAR lock %s, budget %s, claim lease %s", c.CARLockTTL, c.CARBudget, c.ClaimLease)
+	}
+	if c.ReaperBatch != 50 || c.ReaperMaxBatches != 200 || c.ReaperLease != 50*time.Second || c.ReaperParallel != 8 {
+		t.Fatalf("reaper settings: %+v", c)
+	}
+	if got := strings.Join(c.Derived, ","); got != "HEARTBEAT_INTERVAL,POLL_MIN_INTERVAL,POLL_MAX_INTERVAL" {
+		t.Fatalf("Derived = %s", got)
+	}
 	if c.AdminToken != "" || c.CARRates != nil {
 		t.Fatalf("optional values must stay empty: %+v", c)
 	}
@@ -71,7 +83,7 @@ func TestAllVariablesParsed(t *testing.T) {
 		"QUEUE_IDLE_TIMEOUT": "2m", "HEARTBEAT_TIMEOUT": "40s", "READY_TIMEOUT": "45s",
 		"HEARTBEAT_INTERVAL": "10s", "POLL_MIN_INTERVAL": "2s", "POLL_MAX_INTERVAL": "20s",
 		"CLAIM_LEASE": "25s", "GONE_RETENTION": "5m", "RATE_WINDOW": "10m",
-		"REAPER_BATCH": "50", "REAPER_LEASE": "40s", "REAPER_MAX_ADMIT": "5", "REAPER_PARALLEL": "4",
+		"REAPER_BATCH": "50", "REAPER_MAX_BATCHES": "7", "REAPER_LEASE": "40s", "REAPER_MAX_ADMIT": "5", "REAPER_PARALLEL": "4",
 		"TICKET_SECRET_PREVIOUS": "previous-secret-0123", "ADMIN_TOKEN": "tok", "CORS_ORIGIN": "https://a.example",
 		"LOG_LEVEL": "debug",
 	} {
@@ -85,11 +97,11 @@ func TestAllVariablesParsed(t *testing.T) {
 		RedisAddr: "10.0.0.5:6379", RedisPassword: "pw", RedisDB: 3, QueueID: "q-1",
 		CARProjectID: "cap-abc", CARApplicationID: "app-1", CARApplicationVersionID: "ver-1",
 		CAREndpoint: "127.0.0.1:9000", CARScheme: "http", CARRegion: "ap-guangzhou", CARRunMode: "RunWithoutClient",
-		CARCallTimeout: 5 * time.Second, CARMaxRetries: 1, CARLockTTL: 20 * time.Second,
+		CARCallTimeout: 5 * time.Second, CARMaxRetries: 1, CARLockTTL: 20 * time.Second, CARBudget: 16666 * time.Millisecond,
 		Capacity: 10, QueueIdleTimeout: 2 * time.Minute, HeartbeatTimeout: 40 * time.Second, ReadyTimeout: 45 * time.Second,
 		HeartbeatInterval: 10 * time.Second, PollMinInterval: 2 * time.Second, PollMaxInterval: 20 * time.Second,
 		ClaimLease: 25 * time.Second, GoneRetention: 5 * time.Minute, RateWindow: 10 * time.Minute,
-		ReaperBatch: 50, ReaperLease: 40 * time.Second, ReaperMaxAdmit: 5, ReaperParallel: 4,
+		ReaperBatch: 50, ReaperMaxBatches: 7, ReaperLease: 40 * time.Second, ReaperMaxAdmit: 5, ReaperParallel: 4,
 		TicketSecret: "0123456789abcdef0123", TicketSecretPrevious: "previous-secret-0123",
 		AdminToken: "tok", CORSOrigin: "https://a.example", LogLevel: -4,
 	}
@@ -126,12 +138,11 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"QUEUE_IDLE_TIMEOUT", "soon", "Go duration"},
 		{"HEARTBEAT_TIMEOUT", "100ms", "at least 1s"},
 		{"READY_TIMEOUT", "-5s", "Go duration"},
-		{"HEARTBEAT_INTERVAL", "45s", "HEARTBEAT_TIMEOUT/2"},
-		{"POLL_MIN_INTERVAL", "40s", "POLL_MAX_INTERVAL"},
-		{"POLL_MAX_INTERVAL", "60s", "QUEUE_IDLE_TIMEOUT/2.4"},
+		{"REAPER_BATCH", "10001", "integer 1–10000"},
+		{"REAPER_MAX_BATCHES", "0", "integer 1–10000"},
+		{"REAPER_MAX_BATCHES", "10001", "integer 1–10000"},
 		{"TICKET_SECRET", "", "required"},
 		{"TICKET_SECRET", "short", "at least 16"},
-		{"TICKET_SECRET_PREVIOUS", "0123456789abcdef0123", "different"},
 		{"LOG_LEVEL", "loud", "debug, info"},
 	}
 	for _, tc := range cases {
@@ -155,6 +166,16 @@ func TestSecretsNeverEchoed(t *testing.T) {
 	_, err := FromEnv(env(m), false)
 	if err == nil || strings.Contains(err.Error(), "sh0rt-s3cret") {
 		t.Fatalf("error must not echo the secret: %v", err)
+	}
+}
+
+// A password pasted into an address (redis://:pw@host) is refused without being shown.
+func TestAddressWithCredentialsNotEchoed(t *testing.T) {
+	m := prod()
+	m["REDIS_ADDR"] = "redis://:hunter2-password@10.0.0.5:6379"
+	_, err := FromEnv(env(m), false)
+	if err == nil || !strings.Contains(err.Error(), "REDIS_ADDR: want host[:port]") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error %v should name REDIS_ADDR and not echo its value", err)
 	}
 }
 
@@ -195,38 +216,69 @@ func TestVarsAreExactlyWhatIsRead(t *testing.T) {
 	}
 }
 
-func TestREADMEListsExactlyVars(t *testing.T) {
+// readmeSection returns the body of README.md's "## <title>" section.
+func readmeSection(t *testing.T, title string) string {
+	t.Helper()
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Only the "## Configuration" section is the reference table; other sections may
-	// mention variables (the local harness's overrides, for one).
 	section := string(b)
-	if i := strings.Index(section, "\n## Configuration\n"); i >= 0 {
-		section = section[i+1:]
-		if j := strings.Index(section, "\n## "); j >= 0 {
-			section = section[:j]
+	i := strings.Index(section, "\n## "+title+"\n")
+	if i < 0 {
+		t.Fatalf("README.md has no %q section", "## "+title)
+	}
+	section = section[i+1:]
+	if j := strings.Index(section, "\n## "); j >= 0 {
+		section = section[:j]
+	}
+	return section
+}
+
+// TestREADMETableIsMarkdown keeps README.md's reference table exactly config.Markdown(): the
+// whole table, from its header to the first line that is not a row.
+func TestREADMETableIsMarkdown(t *testing.T) {
+	section := readmeSection(t, "Configuration")
+	i := strings.Index(section, "| Variable | Default | Local default | Meaning |\n")
+	if i < 0 {
+		t.Fatal(`README.md's "## Configuration" has no table`)
+	}
+	var table strings.Builder
+	for _, line := range strings.SplitAfter(section[i:], "\n") {
+		if !strings.HasPrefix(line, "|") {
+			break
 		}
-	} else {
-		t.Fatal("README.md has no \"## Configuration\" section")
+		table.WriteString(line)
 	}
-	b = []byte(section)
+	if table.String() != Markdown() {
+		t.Fatalf("README.md's configuration table is stale; replace it with config.Markdown():\n%s", Markdown())
+	}
+	// Only the generated table lists the variables: no stray row elsewhere in the section.
 	re := regexp.MustCompile("(?m)^\\| `([A-Z0-9_]+)` \\|")
-	var inDoc, inVars []string
-	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
-		inDoc = append(inDoc, m[1])
+	if got, want := len(re.FindAllString(section, -1)), len(Vars); got != want {
+		t.Fatalf("the Configuration section has %d variable rows, want the %d of Vars", got, want)
 	}
-	for _, v := range Vars {
-		inVars = append(inVars, v.Name)
+}
+
+// TestREADMERules keeps README.md's "Configuration rules" list exactly RulesMarkdown(), so
+// every checked relation, and both of its variables, is documented.
+func TestREADMERules(t *testing.T) {
+	section := readmeSection(t, "Configuration rules")
+	if !strings.Contains(section, RulesMarkdown()) {
+		t.Fatalf("README.md's configuration rules are stale; paste config.RulesMarkdown():\n%s", RulesMarkdown())
 	}
-	sort.Strings(inDoc)
-	sort.Strings(inVars)
-	if strings.Join(inDoc, ",") != strings.Join(inVars, ",") {
-		t.Fatalf("README.md lists %v\nVars lists      %v", inDoc, inVars)
+	// The README says FromEnv checks all but the last two: the timeout rules come last.
+	for i, r := range Rules {
+		if r.Timeout != (i >= len(Rules)-2) {
+			t.Errorf("rule %d (%s): the two timeout rules must be the last two", i, r.Text)
+		}
 	}
-	if !strings.Contains(string(b), Markdown()) {
-		t.Fatalf("README.md table is stale; paste config.Markdown():\n%s", Markdown())
+	for _, r := range Rules {
+		for _, name := range []string{r.Var, r.Other} {
+			if name != "" && !strings.Contains(r.Text, "`"+name+"`") {
+				t.Errorf("rule %q does not mention %s", r.Text, name)
+			}
+		}
 	}
 }
 
@@ -241,5 +293,13 @@ func TestVariables(t *testing.T) {
 	}
 	if Variables(nil) != nil {
 		t.Fatal("Variables(nil) must be empty")
+	}
+	// A broken relation names both of its variables, once each.
+	m = prod()
+	m["CLAIM_LEASE"] = "10s"
+	m["REAPER_LEASE"] = "10s"
+	_, err = FromEnv(env(m), false)
+	if got := strings.Join(Variables(err), ","); got != "CLAIM_LEASE,CAR_LOCK_TTL,REAPER_LEASE" {
+		t.Fatalf("Variables = %q", got)
 	}
 }

@@ -16,22 +16,33 @@ type reader struct {
 	errs   []error
 }
 
-// VarError is one bad variable. FromEnv joins them (errors.Join); Variables lists their names.
+// VarError is one bad variable, or one broken relation between two. FromEnv joins them
+// (errors.Join); Variables lists their names.
 type VarError struct {
 	Name    string
+	Other   string // the other variable of a broken relation (see Rules); "" for a bad value
 	Problem string // never contains a secret value
 }
 
 func (e *VarError) Error() string { return e.Name + ": " + e.Problem }
 
-// Variables returns the names of the variables an error from FromEnv complains about, for a
-// message that must not echo values (e.g. an HTTP answer).
+// Variables returns the names of the variables an error from FromEnv complains about (both
+// of a broken relation), each once, for a message that must not echo values (e.g. an HTTP
+// answer).
 func Variables(err error) []string {
 	var out []string
+	seen := map[string]bool{}
+	note := func(name string) {
+		if name != "" && !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
 	var walk func(error)
 	walk = func(err error) {
 		if ve, ok := err.(*VarError); ok {
-			out = append(out, ve.Name)
+			note(ve.Name)
+			note(ve.Other)
 			return
 		}
 		switch u := err.(type) {
@@ -92,6 +103,12 @@ func (r *reader) raw(name string) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// isSet reports whether the environment sets name (a default does not count): a derived
+// value is computed only when its variable is not set.
+func (r *reader) isSet(name string) bool {
+	return strings.TrimSpace(r.getenv(name)) != ""
 }
 
 func (r *reader) str(name string) string {
@@ -183,6 +200,11 @@ func (r *reader) hostPort(name string) string {
 	s, ok := r.raw(name)
 	if !ok || s == "" {
 		return s
+	}
+	if strings.Contains(s, "@") {
+		// A URL with credentials (redis://user:password@host): the value must not be echoed.
+		r.fail(name, "host[:port] without scheme, credentials or path (the value is not shown: it may hold a password)")
+		return ""
 	}
 	if strings.Contains(s, "://") || strings.ContainsAny(s, "/ ") {
 		r.failGot(name, s, "host[:port] without scheme or path")

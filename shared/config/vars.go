@@ -6,14 +6,18 @@ import (
 )
 
 // Var documents one environment variable. Vars is the single source of truth: FromEnv takes
-// every default from it, and a test checks that README.md lists exactly these names.
+// every default from it (no other package keeps one), and a test checks that README.md's
+// table is exactly Markdown().
 type Var struct {
 	Name    string
 	Default string // "" means none: required (see Required) or optional and empty
 	// Local replaces Default in the local harness (FromEnv with local=true) when non-empty.
 	Local    string
 	Required bool // required outside the local harness
-	Meaning  string
+	// Derived marks a variable that, when not set, is computed from others (Meaning says how;
+	// Default, when non-empty, is the cap of that computation). The README shows "derived".
+	Derived bool
+	Meaning string
 }
 
 // LocalTicketSecret is the fixed ticket secret of the local harness. It is fixed, not generated
@@ -36,22 +40,23 @@ var Vars = []Var{
 	{Name: "CAR_SCHEME", Default: "https", Meaning: "`https`, or `http` for the emulator."},
 	{Name: "CAR_REGION", Meaning: "Region sent with CAR calls (CAR does not need one)."},
 	{Name: "CAR_RUN_MODE", Meaning: "CreateSession `RunMode` (e.g. `RunWithoutClient`; empty: CAR's default)."},
-	{Name: "CAR_CALL_TIMEOUT", Meaning: "Time limit of one CAR call attempt (empty: per action, ApplyConcurrent 21s, CreateSession 6s, others 5s); always capped by the invocation deadline."},
+	{Name: "CAR_CALL_TIMEOUT", Meaning: "Time limit of one CAR call attempt (empty: per action, ApplyConcurrent 21s, CreateSession 6s, others 5s); always capped by the invocation deadline and by the CAR budget of an admission (CAR_LOCK_TTL×5/6), which a set value must not exceed."},
 	{Name: "CAR_MAX_RETRIES", Default: "2", Meaning: "Retries of a transient or rate-limited CAR error within one call (0: none)."},
 	{Name: "CAR_RATE_LIMIT", Meaning: "Client-side CAR call rates per second and instance, `Action=rate,...` (e.g. `ApplyConcurrent=100,CreateSession=100`); empty: the CAR client's defaults."},
-	{Name: "CAR_LOCK_TTL", Default: "30s", Meaning: "Lifetime of the per-user lock that keeps CAR calls for one UserId single file."},
+	{Name: "CAR_LOCK_TTL", Default: "30s", Meaning: "Lifetime of the per-user lock that keeps CAR calls for one UserId single file. The CAR calls of one admission or release get 5/6 of it (the CAR budget), so the lock never lapses while a call is in flight."},
 	{Name: "CAPACITY", Local: "2", Required: true, Meaning: "Slots this queue may hold at once (Admitting + Ready + Active + Releasing), an integer > 0."},
 	{Name: "QUEUE_IDLE_TIMEOUT", Default: "90s", Meaning: "A queued user who has not polled for this long is dropped."},
 	{Name: "HEARTBEAT_TIMEOUT", Default: "60s", Meaning: "An admitted user who has not heartbeated for this long has its session destroyed; also the `/reconnect` window."},
-	{Name: "READY_TIMEOUT", Default: "60s", Meaning: "A Ready user who sends no first heartbeat within this long has its session destroyed."},
-	{Name: "HEARTBEAT_INTERVAL", Meaning: "`NextHeartbeatMs` told to clients (empty: HEARTBEAT_TIMEOUT/4); at most HEARTBEAT_TIMEOUT/2."},
-	{Name: "POLL_MIN_INTERVAL", Default: "1s", Meaning: "`NextPollMs` at the head of the line and while Admitting (before ±20% jitter)."},
-	{Name: "POLL_MAX_INTERVAL", Default: "30s", Meaning: "`NextPollMs` cap far back in the line (before ±20% jitter); 2.4 × POLL_MAX_INTERVAL must not exceed QUEUE_IDLE_TIMEOUT, so one lost poll never drops a user."},
-	{Name: "CLAIM_LEASE", Default: "30s", Meaning: "How long one admission may take before the user returns to the front of the line."},
+	{Name: "READY_TIMEOUT", Default: "60s", Meaning: "A Ready user who sends no first heartbeat within this long has its session destroyed; at least 2 × HEARTBEAT_INTERVAL."},
+	{Name: "HEARTBEAT_INTERVAL", Derived: true, Meaning: "`NextHeartbeatMs` told to clients. Not set: min(HEARTBEAT_TIMEOUT/4, READY_TIMEOUT/2). At most HEARTBEAT_TIMEOUT/2, so one lost heartbeat does not end a session."},
+	{Name: "POLL_MIN_INTERVAL", Default: "1s", Derived: true, Meaning: "`NextPollMs` at the head of the line and while Admitting (before ±20% jitter). Not set: min(1s, POLL_MAX_INTERVAL). At most POLL_MAX_INTERVAL and QUEUE_IDLE_TIMEOUT/2.4."},
+	{Name: "POLL_MAX_INTERVAL", Default: "30s", Derived: true, Meaning: "`NextPollMs` cap far back in the line (before ±20% jitter). Not set: min(30s, QUEUE_IDLE_TIMEOUT/2.4), so setting QUEUE_IDLE_TIMEOUT alone always works. Set: 2.4 × POLL_MAX_INTERVAL must not exceed QUEUE_IDLE_TIMEOUT, so one lost poll never drops a user."},
+	{Name: "CLAIM_LEASE", Default: "30s", Meaning: "How long one admission may take before the user returns to the front of the line; at least CAR_LOCK_TTL."},
 	{Name: "GONE_RETENTION", Default: "10m", Meaning: "How long a departed user is remembered (its reason, for logs and stats)."},
 	{Name: "RATE_WINDOW", Default: "5m", Meaning: "Window over which AdmissionsPerMinute, and so `EtaSeconds`, is measured."},
 	{Name: "REAPER_BATCH", Default: "50", Meaning: "Stale users the reaper handles per batch (each batch holds Redis for one script; 50 stays under 2 ms at 1M queued users)."},
-	{Name: "REAPER_LEASE", Default: "50s", Meaning: "Redis lease that keeps overlapping timer runs of the reaper from working at once."},
+	{Name: "REAPER_MAX_BATCHES", Default: "200", Meaning: "Reap batches per reaper run, 1–10000 (200 × 50 = 10,000 stale users), so a huge backlog cannot crowd out releases and admissions; the next run goes on."},
+	{Name: "REAPER_LEASE", Default: "50s", Meaning: "Redis lease that keeps overlapping timer runs of the reaper from working at once; a run works for 9/10 of it. At least CAR_LOCK_TTL, so a run can carry an admission; at most (reaper function timeout − 5s) × 10/9, so a run ends inside its invocation."},
 	{Name: "REAPER_MAX_ADMIT", Default: "0", Meaning: "Most users one reaper run admits (0: up to the free capacity)."},
 	{Name: "REAPER_PARALLEL", Default: "8", Meaning: "Admissions and releases the reaper runs at once."},
 	{Name: "TICKET_SECRET", Local: LocalTicketSecret, Required: true, Meaning: "HMAC-SHA256 key of the tickets, at least 16 characters. The local default is a fixed, public dev secret: never use it in production."},
@@ -69,6 +74,8 @@ func Markdown() string {
 		def := "—"
 		if v.Required {
 			def = "**required**"
+		} else if v.Derived {
+			def = "derived"
 		} else if v.Default != "" {
 			def = "`" + v.Default + "`"
 		}
