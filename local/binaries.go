@@ -18,15 +18,16 @@ import (
 // binaries drives the built function binaries over the SCF Go runtime protocol (net/rpc
 // Function.Invoke), the way SCF runs them: the test of the real artefacts.
 type binaries struct {
-	fns     map[string]*scfrpc.Function
-	timeout time.Duration
-	dir     string
+	fns           map[string]*scfrpc.Function
+	timeout       time.Duration // of an HTTP invocation
+	reaperTimeout time.Duration // of a reaper invocation
+	dir           string
 }
 
 // startBinaries builds functions/<name> for every function into a temporary directory and
 // starts each with env.
 // The cloud credentials also go with every invocation, as SCF passes a role's temporary ones.
-func startBinaries(ctx context.Context, moduleDir string, vars []envVar, timeout time.Duration, progress io.Writer) (*binaries, error) {
+func startBinaries(ctx context.Context, moduleDir string, vars []envVar, timeout, reaperTimeout time.Duration, progress io.Writer) (*binaries, error) {
 	env := environ(vars)
 	invokeEnv := map[string]string{}
 	for _, v := range vars {
@@ -44,7 +45,7 @@ func startBinaries(ctx context.Context, moduleDir string, vars []envVar, timeout
 	if err != nil {
 		return nil, fmt.Errorf("function binaries dir: %w", err)
 	}
-	b := &binaries{fns: map[string]*scfrpc.Function{}, timeout: timeout, dir: dir}
+	b := &binaries{fns: map[string]*scfrpc.Function{}, timeout: timeout, reaperTimeout: reaperTimeout, dir: dir}
 	names := append(append([]string(nil), routes...), reaperFunction)
 	fmt.Fprintf(progress, "building %d function binaries from %s …\n", len(names), moduleDir)
 	paths, err := scfrpc.Build(ctx, moduleDir, dir, names...)
@@ -99,7 +100,7 @@ func (b *binaries) Timer(ctx context.Context, requestID string, ev events.TimerE
 	if err != nil {
 		return fmt.Errorf("encode timer event: %w", err)
 	}
-	if _, err := b.fns[reaperFunction].Invoke(ctx, payload, requestID, time.Now().Add(b.timeout)); err != nil {
+	if _, err := b.fns[reaperFunction].Invoke(ctx, payload, requestID, time.Now().Add(b.reaperTimeout)); err != nil {
 		return fmt.Errorf("invoke %s: %w", reaperFunction, err)
 	}
 	return nil

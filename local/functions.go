@@ -32,13 +32,14 @@ type functions interface {
 // inProcess calls the shared/app handlers directly, as the function binaries' main would, with
 // the deadline and function context the SCF runtime gives an invocation.
 type inProcess struct {
-	http    map[string]app.HTTPHandler
-	reaper  app.TimerHandler
-	timeout time.Duration
+	http          map[string]app.HTTPHandler
+	reaper        app.TimerHandler
+	timeout       time.Duration // of an HTTP invocation
+	reaperTimeout time.Duration // of a reaper invocation
 }
 
-func newInProcess(timeout time.Duration) *inProcess {
-	f := &inProcess{http: map[string]app.HTTPHandler{}, reaper: app.Reaper(), timeout: timeout}
+func newInProcess(timeout, reaperTimeout time.Duration) *inProcess {
+	f := &inProcess{http: map[string]app.HTTPHandler{}, reaper: app.Reaper(), timeout: timeout, reaperTimeout: reaperTimeout}
 	for _, r := range append([]string{""}, routes...) {
 		f.http[r] = app.HTTP(r)
 	}
@@ -50,14 +51,14 @@ func (f *inProcess) HTTP(ctx context.Context, route, requestID string, ev events
 	if !ok {
 		return resp, fmt.Errorf("no function %q", route)
 	}
-	ctx, cancel := f.invocation(ctx, route, requestID)
+	ctx, cancel := f.invocation(ctx, route, requestID, f.timeout)
 	defer cancel()
 	defer recoverAsError(route, &err)
 	return h(ctx, ev)
 }
 
 func (f *inProcess) Timer(ctx context.Context, requestID string, ev events.TimerEvent) (err error) {
-	ctx, cancel := f.invocation(ctx, reaperFunction, requestID)
+	ctx, cancel := f.invocation(ctx, reaperFunction, requestID, f.reaperTimeout)
 	defer cancel()
 	defer recoverAsError(reaperFunction, &err)
 	return f.reaper(ctx, ev)
@@ -66,13 +67,13 @@ func (f *inProcess) Timer(ctx context.Context, requestID string, ev events.Timer
 func (f *inProcess) Close() error { return nil }
 
 // invocation gives ctx the deadline and functioncontext an SCF invocation carries.
-func (f *inProcess) invocation(ctx context.Context, name, requestID string) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+func (f *inProcess) invocation(ctx context.Context, name, requestID string, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	return functioncontext.NewContext(ctx, &functioncontext.FunctionContext{
 		RequestID:     requestID,
 		FunctionName:  name,
 		Namespace:     "local",
-		TimeLimitInMs: int32(f.timeout.Milliseconds()),
+		TimeLimitInMs: int32(timeout.Milliseconds()),
 	}), cancel
 }
 

@@ -32,7 +32,9 @@ type harness struct {
 }
 
 // startHarness starts Redis, the emulator, the functions, the HTTP server and the timer, then
-// prints the banner. On error, whatever had started is stopped again.
+// prints the banner. The functions' configuration is checked as soon as it is known (it holds
+// the Redis and emulator addresses), before any of them starts. On error, whatever had started
+// is stopped again.
 func startHarness(ctx context.Context, s settings, getenv func(string) string, stdout io.Writer) (_ *harness, err error) {
 	base := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: logLevel(getenv("LOG_LEVEL"))}))
 	h := &harness{log: base.With("component", "local")}
@@ -53,6 +55,10 @@ func startHarness(ctx context.Context, s settings, getenv func(string) string, s
 		h.addrs.Emulator = emuLn.Addr().String()
 	}
 	vars, err := functionEnv(s, getenv, h.redis.Addr, h.addrs.Emulator)
+	var cfg config.Config
+	if err == nil {
+		cfg, err = checkConfig(s, vars, getenv)
+	}
 	if err != nil {
 		if emuLn != nil {
 			emuLn.Close()
@@ -70,7 +76,7 @@ func startHarness(ctx context.Context, s settings, getenv func(string) string, s
 
 	switch s.functions {
 	case modeBinaries:
-		b, err := startBinaries(ctx, s.moduleDir, vars, s.functionTimeout, stdout)
+		b, err := startBinaries(ctx, s.moduleDir, vars, s.functionTimeout, s.reaperTimeout, stdout)
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +89,7 @@ func startHarness(ctx context.Context, s settings, getenv func(string) string, s
 				return nil, fmt.Errorf("set %s for the functions: %w", v.Name, err)
 			}
 		}
-		h.fns = newInProcess(s.functionTimeout)
+		h.fns = newInProcess(s.functionTimeout, s.reaperTimeout)
 	}
 
 	ln, err := net.Listen("tcp", s.addr)
@@ -102,7 +108,7 @@ func startHarness(ctx context.Context, s settings, getenv func(string) string, s
 	h.cancel = cancel
 	h.timer = startTimer(timerCtx, h.fns, s.tick, h.log)
 
-	printBanner(stdout, s, h.addrs, h.redis, vars)
+	printBanner(stdout, s, h.addrs, h.redis, vars, cfg)
 	return h, nil
 }
 

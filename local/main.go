@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -22,9 +23,20 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "local:", err)
-		os.Exit(1)
+		// One problem per line (configuration errors list them all), indented under the first.
+		fmt.Fprintln(os.Stderr, "local:", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is 2 for bad flags and a configuration the functions would refuse (a usage error:
+// fix the command or the environment), 1 for anything else.
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
 }
 
 // Addrs says where a running harness listens; run sends it on its ready channel once every
@@ -47,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	if set.emulatorFaults == "" {
 		// The same fault spec can come from the environment, so a test or a script can turn

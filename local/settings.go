@@ -34,9 +34,11 @@ type settings struct {
 	redisMode       string
 	cleanupDelay    time.Duration
 	emulatorFaults  string
-	functionTimeout time.Duration
+	functionTimeout time.Duration // deadline of an HTTP function invocation
+	reaperTimeout   time.Duration // deadline of a reaper invocation
 	moduleDir       string
 	readyFile       string
+	given           map[string]bool // flags set on the command line, by name without the dash
 }
 
 // parseSettings reads the flags; errors name the flag.
@@ -54,7 +56,8 @@ func parseSettings(args []string, help io.Writer) (settings, error) {
 	fs.StringVar(&s.redisMode, "redis", "auto", "`which` Redis without REDIS_ADDR: auto (redis-server on PATH, else embedded), server or embedded")
 	fs.DurationVar(&s.cleanupDelay, "cleanup-delay", 2*time.Second, "how long an emulated slot is cleaned after DestroySession before it is idle again (0: the emulator's default)")
 	fs.StringVar(&s.emulatorFaults, "emulator-faults", "", "fault `spec` passed to the CAR emulator, e.g. ApplyConcurrent:InternalError=0.1 (see local/caremu; default $CAREMU_FAULTS)")
-	fs.DurationVar(&s.functionTimeout, "function-timeout", 15*time.Second, "deadline of one function invocation, as the SCF function timeout")
+	fs.DurationVar(&s.functionTimeout, "function-timeout", 30*time.Second, "deadline of one HTTP function invocation, as serverless.yml's timeout of the HTTP functions")
+	fs.DurationVar(&s.reaperTimeout, "reaper-timeout", 60*time.Second, "deadline of one reaper invocation, as serverless.yml's timeout of reaper-cron")
 	fs.StringVar(&s.moduleDir, "module-dir", "", "module root to build the binaries from (default: found from the working directory)")
 	fs.StringVar(&s.readyFile, "ready-file", "", "write the listening addresses as JSON to this `file` once serving (for scripts and tests)")
 	if err := fs.Parse(args); err != nil {
@@ -69,6 +72,9 @@ func parseSettings(args []string, help io.Writer) (settings, error) {
 	if fs.NArg() > 0 {
 		return s, fmt.Errorf("flags: unexpected argument %q", fs.Arg(0))
 	}
+	// Which flags were given, so the banner can say when one has no effect.
+	s.given = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { s.given[f.Name] = true })
 	switch {
 	case s.capacity < 1:
 		return s, fmt.Errorf("flag -capacity: want at least 1, got %d", s.capacity)
@@ -82,6 +88,8 @@ func parseSettings(args []string, help io.Writer) (settings, error) {
 		return s, fmt.Errorf("flag -cleanup-delay: want a duration >= 0, got %s", s.cleanupDelay)
 	case s.functionTimeout <= 0:
 		return s, fmt.Errorf("flag -function-timeout: want a positive duration, got %s", s.functionTimeout)
+	case s.reaperTimeout <= 0:
+		return s, fmt.Errorf("flag -reaper-timeout: want a positive duration, got %s", s.reaperTimeout)
 	}
 	return s, nil
 }
@@ -94,7 +102,9 @@ type envVar struct {
 
 // harnessDefaults are the local values of the functions' variables the harness sets unless the
 // environment does. Short timeouts make the demo's expiry visible in seconds, not minutes.
-// POLL_MAX_INTERVAL must stay under QUEUE_IDLE_TIMEOUT/2.4 (shared/config checks it).
+// Nothing that shared/config derives (POLL_MAX_INTERVAL, POLL_MIN_INTERVAL, HEARTBEAT_INTERVAL)
+// is set here: a harness value would count as set by the user, so e.g. QUEUE_IDLE_TIMEOUT=3s
+// would break the poll rule instead of deriving a shorter POLL_MAX_INTERVAL.
 func harnessDefaults(s settings) []envVar {
 	return []envVar{
 		{Name: "CARQUEUE_LOCAL", Value: "1"},
@@ -103,7 +113,6 @@ func harnessDefaults(s settings) []envVar {
 		{Name: "QUEUE_IDLE_TIMEOUT", Value: "30s"},
 		{Name: "HEARTBEAT_TIMEOUT", Value: "20s"},
 		{Name: "READY_TIMEOUT", Value: "30s"},
-		{Name: "POLL_MAX_INTERVAL", Value: "5s"},
 		{Name: "TICKET_SECRET", Value: config.LocalTicketSecret},
 		{Name: "ADMIN_TOKEN", Value: config.LocalAdminToken},
 		// The reaper logs every run at info: once a second here, which would bury the banner.
@@ -135,7 +144,7 @@ func functionEnv(s settings, getenv func(string) string, redisAddr, emulatorAddr
 		add("CAR_ENDPOINT", "")
 		add("CAR_SCHEME", "")
 		if getenv("TENCENTCLOUD_SECRETID") == "" || getenv("TENCENTCLOUD_SECRETKEY") == "" {
-			return nil, fmt.Errorf("CAR_ENDPOINT=%s points at a real CAR: set TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY (unset CAR_ENDPOINT to use the local emulator)", getenv("CAR_ENDPOINT"))
+			return nil, usageError{fmt.Errorf("CAR_ENDPOINT=%s points at a real CAR: set TENCENTCLOUD_SECRETID and TENCENTCLOUD_SECRETKEY (unset CAR_ENDPOINT to use the local emulator)", getenv("CAR_ENDPOINT"))}
 		}
 		add("TENCENTCLOUD_SECRETID", "")
 		add("TENCENTCLOUD_SECRETKEY", "")
@@ -145,6 +154,46 @@ func functionEnv(s settings, getenv func(string) string, redisAddr, emulatorAddr
 		add(d.Name, d.Value)
 	}
 	return out, nil
+}
+
+// functionGetenv is what the functions see: the variables the harness sets, over its own
+// environment (in-process, the harness sets them in the process; binaries get environ(vars)).
+func functionGetenv(vars []envVar, getenv func(string) string) func(string) string {
+	return func(name string) string {
+		for _, v := range vars {
+			if v.Name == name {
+				return v.Value
+			}
+		}
+		return getenv(name)
+	}
+}
+
+// usageError is a bad flag or a configuration the functions would refuse: main exits with
+// status 2 for it, as for any usage error, and prints it as it is.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// checkConfig runs the functions' own configuration check on exactly what they will get, with
+// the rules that need the function timeouts checked against the flags, so that a setting the
+// functions would refuse stops the harness at start-up (naming the variables) instead of
+// every route answering 503.
+func checkConfig(s settings, vars []envVar, getenv func(string) string) (config.Config, error) {
+	fenv := functionGetenv(vars, getenv)
+	cfg, err := config.FromEnv(fenv, fenv("CARQUEUE_LOCAL") == "1")
+	if err != nil {
+		return cfg, usageError{err}
+	}
+	err = config.CheckTimeouts(cfg, config.FunctionTimeouts{
+		HTTP: s.functionTimeout, HTTPFrom: "flag -function-timeout",
+		Reaper: s.reaperTimeout, ReaperFrom: "flag -reaper-timeout",
+	})
+	if err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
 }
 
 // lookup returns the value of name in vars, or "".
