@@ -1,4 +1,4 @@
-package deploycheck
+package main
 
 import (
 	"encoding/json"
@@ -12,11 +12,6 @@ import (
 )
 
 const root = "../.."
-
-var (
-	httpFunctions = []string{"start", "poll", "heartbeat", "reconnect", "stop", "stats"}
-	allFunctions  = append(append([]string{}, httpFunctions...), "reaper-cron")
-)
 
 func read(t *testing.T, p string) string {
 	t.Helper()
