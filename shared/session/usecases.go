@@ -1,0 +1,218 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/carqueue/carqueue/shared/queue"
+)
+
+// Status is what a user is told it is.
+type Status string
+
+// The statuses of the client contract.
+const (
+	StatusQueued    Status = "Queued"
+	StatusAdmitting Status = "Admitting"
+	StatusReady     Status = "Ready"  // holds a slot; ServerSession to start the stream with
+	StatusActive    Status = "Active" // heartbeating (the answer of Heartbeat)
+	StatusExpired   Status = "Expired"
+)
+
+// View is a use case's answer to a user, ready to be rendered by a transport.
+type View struct {
+	Status   Status
+	Position int64 // Queued: 1-based
+	Length   int64 // Queued: users in line
+	// ETA is the estimated wait when Queued; 0 while unknown (no admission measured yet).
+	ETA           time.Duration
+	NextPoll      time.Duration // Queued, Admitting: when to poll again
+	ServerSession string        // Ready
+	NextHeartbeat time.Duration // Ready, Active: when to heartbeat again
+	// ReconnectWindow is how long after its last heartbeat a holder may still re-attach to
+	// its slot (HEARTBEAT_TIMEOUT); Ready and Active.
+	ReconnectWindow time.Duration
+	Reason          queue.Reason // Expired: why, when the queue still remembers
+	// Note is a short log detail (an admission's outcome), never shown to the user.
+	Note string
+}
+
+// Errors the use cases return for outcomes a transport must answer in its own way. Anything
+// else is the queue's (Redis) trouble, or queue.ErrInvalid for a value the queue refused.
+var (
+	// ErrRefused: CAR refused the admission for good (our configuration); the user left.
+	ErrRefused = errors.New("cloud rendering refused the admission")
+	// ErrCARUnavailable: CAR could not do now what the use case needs; the user keeps its
+	// place or its slot, and may retry.
+	ErrCARUnavailable = errors.New("cloud rendering unavailable")
+)
+
+// Start is /start: join the line (keeping the place of a user already queued, and finishing
+// the release of one still leaving), then admit at once when the user is at the head and a
+// slot is free. A user who already holds a slot calls Start again after a page reload with a
+// new ClientSession, so it re-attaches to its slot with that session.
+func (s *Service) Start(ctx context.Context, userID string, c queue.Client) (View, error) {
+	st, err := s.joinReleased(ctx, userID, c)
+	if err != nil {
+		return View{}, err
+	}
+	note := ""
+	if st.State == queue.StateReady || st.State == queue.StateActive {
+		claim, ok, err := s.line.Reattach(ctx, userID, c)
+		if err != nil {
+			return View{}, err
+		}
+		if ok {
+			return s.admitNow(ctx, claim)
+		}
+		// Past the reconnect window but not reaped yet: the old session is as good as
+		// expired, and its ServerSession is useless to the new ClientSession. End it now and
+		// join afresh, as the contract says a late return behaves.
+		if _, err := s.line.Stop(ctx, userID); err != nil {
+			return View{}, fmt.Errorf("stop expired holder: %w", err)
+		}
+		note = "expired holder restarted"
+		if st, err = s.joinReleased(ctx, userID, c); err != nil {
+			return View{}, err
+		}
+	}
+	v, err := s.admitHead(ctx, userID, st)
+	if v.Note == "" {
+		v.Note = note
+	}
+	return v, err
+}
+
+// joinReleased is Join, first finishing the release of a user still Releasing (an earlier
+// DestroySession failed, or a stop just now): its slot must be confirmed free at CAR before
+// the user may queue for a new one.
+func (s *Service) joinReleased(ctx context.Context, userID string, c queue.Client) (queue.Status, error) {
+	st, err := s.line.Join(ctx, userID, c)
+	if err != nil || st.State != queue.StateReleasing {
+		return st, err
+	}
+	if err := s.Release(ctx, userID); err != nil {
+		return st, fmt.Errorf("%w: previous session still being released: %w", ErrCARUnavailable, err)
+	}
+	if st, err = s.line.Join(ctx, userID, c); err != nil {
+		return st, err
+	}
+	if st.State == queue.StateReleasing {
+		return st, fmt.Errorf("%w: previous session still being released", ErrCARUnavailable)
+	}
+	return st, nil
+}
+
+// Poll is /poll: the user's status in one round trip; the head with a free slot is admitted
+// at once.
+func (s *Service) Poll(ctx context.Context, userID string, c queue.Client) (View, error) {
+	st, err := s.line.Poll(ctx, userID, c)
+	if err != nil {
+		return View{}, err
+	}
+	return s.admitHead(ctx, userID, st)
+}
+
+// Reconnect is /reconnect: inside the reconnect window a holder re-attaches to its slot with
+// the new ClientSession, without queueing; otherwise it behaves like Start.
+func (s *Service) Reconnect(ctx context.Context, userID string, c queue.Client) (View, error) {
+	claim, ok, err := s.line.Reattach(ctx, userID, c)
+	if err != nil {
+		return View{}, err
+	}
+	if ok {
+		return s.admitNow(ctx, claim)
+	}
+	return s.Start(ctx, userID, c)
+}
+
+// Heartbeat is /heartbeat: Ready → Active, Active stays (one round trip). A user still in
+// line is told its place (a heartbeat does not count as a poll); anyone else is Expired.
+func (s *Service) Heartbeat(ctx context.Context, userID string) (View, error) {
+	st, err := s.line.Heartbeat(ctx, userID)
+	if err != nil {
+		return View{}, err
+	}
+	switch st.State {
+	case queue.StateReady, queue.StateActive, queue.StateAdmitting:
+		return View{Status: StatusActive, NextHeartbeat: s.opts.HeartbeatInterval, ReconnectWindow: s.opts.HeartbeatTimeout}, nil
+	}
+	return s.view(ctx, st), nil
+}
+
+// Stopped says what Stop did.
+type Stopped struct {
+	// Released: the user held a slot and CAR confirmed its session destroyed.
+	Released bool
+	// Deferred: the user held a slot but CAR could not be reached; it stays Releasing
+	// (holding its slot) and the reaper retries. The user is stopped all the same.
+	Deferred bool
+}
+
+// Stop is /stop: a queued user leaves the line; a holder's session is destroyed and its slot
+// freed at once. Stopping twice is fine.
+func (s *Service) Stop(ctx context.Context, userID string) (Stopped, error) {
+	prev, err := s.line.Stop(ctx, userID)
+	if err != nil {
+		return Stopped{}, err
+	}
+	if !prev.Holds() {
+		return Stopped{}, nil
+	}
+	if err := s.Release(ctx, userID); err != nil {
+		s.log.WarnContext(ctx, "release after stop failed; the reaper will retry", "user_id", userID, "err", err)
+		return Stopped{Deferred: true}, nil
+	}
+	return Stopped{Released: true}, nil
+}
+
+// Stats returns the queue's counters.
+func (s *Service) Stats(ctx context.Context) (queue.Stats, error) { return s.line.Stats(ctx) }
+
+// admitHead admits a queued user who is at the head, if a slot is free.
+func (s *Service) admitHead(ctx context.Context, userID string, st queue.Status) (View, error) {
+	if st.State != queue.StateQueued || st.Position != 1 {
+		return s.view(ctx, st), nil
+	}
+	claim, ok, err := s.line.ClaimUser(ctx, userID)
+	if err != nil {
+		return View{}, err
+	}
+	if !ok {
+		return s.view(ctx, st), nil
+	}
+	return s.admitNow(ctx, claim)
+}
+
+// admitNow runs the admission of a claim for a user who is waiting for the answer. Admitted
+// answers Ready; a transient failure left the user at the front (or holding, for a reattach),
+// so its fresh status is answered; a refusal for good is ErrRefused.
+func (s *Service) admitNow(ctx context.Context, claim queue.Claim) (View, error) {
+	res, err := s.Admit(ctx, claim)
+	note := "admission " + res.Outcome.String()
+	if err != nil {
+		return View{}, err
+	}
+	switch res.Outcome {
+	case Admitted:
+		return View{Status: StatusReady, ServerSession: res.ServerSession, NextHeartbeat: s.opts.HeartbeatInterval,
+			ReconnectWindow: s.opts.HeartbeatTimeout, Note: note}, nil
+	case Refused:
+		return View{}, fmt.Errorf("%w: %w", ErrRefused, res.Cause)
+	}
+	s.log.WarnContext(ctx, "admission did not complete", "user_id", claim.UserID, "outcome", res.Outcome.String(), "cause", res.Cause)
+	st, err := s.line.Poll(ctx, claim.UserID, queue.Client{})
+	if err != nil {
+		return View{}, fmt.Errorf("after admission %s (%v): %w", res.Outcome, res.Cause, err)
+	}
+	if claim.Reattach && res.Outcome == Requeued && (st.State == queue.StateReady || st.State == queue.StateActive) {
+		// The user still holds its slot, but its stored ServerSession belongs to the old
+		// ClientSession: answering it would make the client start a dead session. Retry instead.
+		return View{}, fmt.Errorf("%w: re-attach: %w", ErrCARUnavailable, res.Cause)
+	}
+	v := s.view(ctx, st)
+	v.Note = note
+	return v, nil
+}

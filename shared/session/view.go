@@ -1,0 +1,100 @@
+package session
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/carqueue/carqueue/shared/queue"
+)
+
+// view maps a queue status to what the user is told:
+//
+//	Queued           → Queued: Position, Length, ETA (when the rate is known), NextPoll
+//	Admitting        → Admitting: NextPoll
+//	Ready, Active    → Ready: ServerSession, NextHeartbeat, ReconnectWindow
+//	None, Releasing  → Expired (Reason when the queue remembers one)
+func (s *Service) view(ctx context.Context, st queue.Status) View {
+	switch st.State {
+	case queue.StateQueued:
+		v := View{Status: StatusQueued, Position: st.Position, Length: st.Length, NextPoll: s.nextPoll(st.Position)}
+		if rate := s.rate.get(ctx); rate > 0 && st.Position > 0 {
+			v.ETA = time.Duration(math.Ceil(float64(st.Position)*60/rate)) * time.Second
+		}
+		return v
+	case queue.StateAdmitting:
+		return View{Status: StatusAdmitting, NextPoll: s.nextPoll(1)}
+	case queue.StateReady, queue.StateActive:
+		return View{Status: StatusReady, ServerSession: st.ServerSession, NextHeartbeat: s.opts.HeartbeatInterval,
+			ReconnectWindow: s.opts.HeartbeatTimeout}
+	default:
+		return View{Status: StatusExpired, Reason: st.Reason}
+	}
+}
+
+// nextPoll is NextPollMs for a position:
+//
+//	PollMin × √position, capped at PollMax, then ±20% uniform jitter
+//
+// With 1s and 30s: the head polls every ~1s, position 100 every ~10s, and from position 900
+// on every ~30s. Polls of a line of N users then cost about 2√N + N/30 requests per second
+// (about 3,400/s for 100,000 users), and no two clients stay in lock step.
+func (s *Service) nextPoll(position int64) time.Duration {
+	if position < 1 {
+		position = 1
+	}
+	d := time.Duration(float64(s.opts.PollMin) * math.Sqrt(float64(position)))
+	if d > s.opts.PollMax || d <= 0 {
+		d = s.opts.PollMax
+	}
+	j := 0.8 + 0.4*s.opts.Jitter()
+	ms := int64(float64(d.Milliseconds()) * j)
+	return time.Duration(max(ms, 1)) * time.Millisecond
+}
+
+// rateTTL is how long one instance reuses the admission rate it read, so that ETAs cost a
+// Stats call per instance every few seconds rather than one per poll.
+const rateTTL = 5 * time.Second
+
+// rateCache keeps the queue's admission rate for rateTTL. When it goes stale, one caller
+// refreshes it while the others keep answering with the stale value: a burst of polls at
+// expiry runs the Stats script once, not once per request in flight.
+type rateCache struct {
+	stats interface {
+		Stats(ctx context.Context) (queue.Stats, error)
+	}
+	now func() time.Time
+
+	mu      sync.Mutex
+	at      time.Time // when rate was read; zero: never
+	rate    float64   // admissions per minute; 0: unknown
+	filling bool      // a caller is reading it now
+}
+
+// get returns AdmissionsPerMinute; 0 means unknown (nothing measured yet, or Redis did not
+// answer the first read).
+func (r *rateCache) get(ctx context.Context) float64 {
+	now := r.now()
+	r.mu.Lock()
+	age := now.Sub(r.at)
+	if r.filling || (!r.at.IsZero() && age >= 0 && age < rateTTL) {
+		rate := r.rate
+		r.mu.Unlock()
+		return rate
+	}
+	r.filling = true
+	r.mu.Unlock()
+
+	st, err := r.stats.Stats(ctx)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.filling = false
+	if err == nil {
+		// On failure the last known value stays, and the next caller tries again: the ETA is
+		// an estimate anyway.
+		r.at, r.rate = now, st.AdmissionsPerMinute
+	}
+	return r.rate
+}
