@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/carqueue/carqueue/shared/admission"
+	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/redistest"
 )
 
@@ -33,8 +33,8 @@ func TestAdapt(t *testing.T) {
 		resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatalf("%d %s %v", resp.StatusCode, b, resp.Header)
 	}
-	st, _ := e.q.Join(context.Background(), "alice", "")
-	if ip, _ := admission.Unpack(st.ClientSession); ip != "127.0.0.1" {
+	st, _ := e.q.Join(context.Background(), "alice", queue.Client{})
+	if ip := st.Client.IP; ip != "127.0.0.1" {
 		t.Fatalf("peer address not used as the client IP: %q", ip)
 	}
 

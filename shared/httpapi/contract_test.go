@@ -4,15 +4,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/carqueue/carqueue/shared/admission"
 	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/session"
 	"github.com/carqueue/carqueue/shared/ticket"
+	"github.com/redis/go-redis/v9"
 	"github.com/tencentyun/scf-go-lib/events"
 )
 
@@ -99,6 +100,29 @@ func TestBadInput(t *testing.T) {
 	})
 }
 
+// TestDuplicateKeys: a body that names a field twice is refused with the key named, before
+// anything changes: decoders disagree on which copy wins, so such a body means nothing sure.
+func TestDuplicateKeys(t *testing.T) {
+	e := newEnv(t, redistest.Embedded(t), envOpts{})
+	for _, c := range []struct{ body, key string }{
+		{`{"UserId":"alice","ClientSession":"cs","UserId":"mallory"}`, `"UserId"`},
+		{`{"UserId":"alice","ClientSession":"a","ClientSession":"b"}`, `"ClientSession"`},
+		{`{"UserId":"alice","ClientSession":"cs","X":1,"X":{"y":2}}`, `"X"`},
+	} {
+		a := e.do("start", events.APIGatewayRequest{Method: "POST", Body: c.body})
+		if a.Status != 400 || a.Env.Code != 4002 || !strings.Contains(a.Env.Msg, c.key) || !strings.Contains(a.Env.Msg, "more than once") {
+			t.Errorf("body %s: got %d/%d %q", c.body, a.Status, a.Env.Code, a.Env.Msg)
+		}
+	}
+	// The same key inside a nested value is no duplicate of the body's fields.
+	want(t, e.do("start", events.APIGatewayRequest{Method: "POST",
+		Body: `{"UserId":"bob","ClientSession":"cs","Extra":{"UserId":"x"}}`}), 200, 0, StatusReady)
+	st, _ := e.q.Stats(context.Background())
+	if st.Ready != 1 || st.Queued != 0 {
+		t.Fatalf("only bob's valid /start may change the queue: %+v", st)
+	}
+}
+
 func TestMalformedBodies(t *testing.T) {
 	e := newEnv(t, redistest.Embedded(t), envOpts{})
 	for _, body := range []string{"", "   ", "not json", "[1,2]", `"str"`, "null", `{"UserId":"a"} {}`, `{"UserId":`, "\xff\xfe"} {
@@ -181,11 +205,11 @@ func TestBodySize(t *testing.T) {
 }
 
 // TestLongestClientSession: the largest ClientSession the contract allows is stored and
-// handed to CAR whole (the queue stores it packed with the client IP).
+// handed to CAR whole (the queue stores the client IP beside it).
 func TestLongestClientSession(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b redistest.Backend) {
-		if packed := admission.Pack("255.255.255.255", strings.Repeat("s", MaxClientSession)); len(packed) > queue.MaxClientSession {
-			t.Skipf("queue.MaxClientSession (%d) leaves no room for admission.Pack's IP prefix (%d): the queue must allow more", queue.MaxClientSession, len(packed))
+		if MaxClientSession != queue.MaxClientSession {
+			t.Fatalf("the contract allows %d characters of ClientSession, the queue %d", MaxClientSession, queue.MaxClientSession)
 		}
 		e := newEnv(t, b, envOpts{capacity: 1})
 		cs := strings.Repeat("s", MaxClientSession)
@@ -381,11 +405,11 @@ func TestClientIPOrder(t *testing.T) {
 				Body: `{"UserId":"` + user + `","ClientSession":"cs"}`}
 			ev.Context.SourceIP = c.sourceIP
 			want(t, e.do("start", ev), 200, 0, StatusReady)
-			st, err := e.q.Join(context.Background(), user, "")
+			st, err := e.q.Join(context.Background(), user, queue.Client{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ip, _ := admission.Unpack(st.ClientSession); ip != c.want {
+			if ip := st.Client.IP; ip != c.want {
 				t.Fatalf("stored IP %q, want %q", ip, c.want)
 			}
 		})
@@ -430,33 +454,26 @@ func TestStatsAuth(t *testing.T) {
 	}
 }
 
-// brokenQueue fails or panics on demand, to check the 503 and 500 answers.
-type brokenQueue struct {
-	queue.Interface
-	err   error
-	panic bool
-}
+// panicky is a session service that panics, to check the 500 answer.
+type panicky struct{}
 
-func (b brokenQueue) Poll(ctx context.Context, userID, cs string) (queue.Status, error) {
-	if b.panic {
-		panic("boom with user " + userID)
-	}
-	return queue.Status{}, b.err
+func (panicky) Start(context.Context, string, queue.Client) (session.View, error) { panic("boom") }
+func (panicky) Poll(_ context.Context, user string, _ queue.Client) (session.View, error) {
+	panic("boom with user " + user)
 }
-
-func (b brokenQueue) Join(ctx context.Context, userID, cs string) (queue.Status, error) {
-	return queue.Status{}, b.err
-}
-
-func (b brokenQueue) Stats(ctx context.Context) (queue.Stats, error) { return queue.Stats{}, b.err }
+func (panicky) Reconnect(context.Context, string, queue.Client) (session.View, error) { panic("boom") }
+func (panicky) Heartbeat(context.Context, string) (session.View, error)               { panic("boom") }
+func (panicky) Stop(context.Context, string) (session.Stopped, error)                 { panic("boom") }
+func (panicky) Stats(context.Context) (queue.Stats, error)                            { panic("boom") }
 
 func TestUnavailableAndPanic(t *testing.T) {
-	down := errors.New("dial tcp 10.0.0.1:6379: connection refused")
-	e := newEnv(t, redistest.Embedded(t), envOpts{wrapQueue: func(q queue.Interface) queue.Interface {
-		return brokenQueue{Interface: q, err: down}
-	}})
+	// A Redis that refuses connections: every route that needs it answers 503 with
+	// Retry-After, and the address stays out of the answer.
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
+	t.Cleanup(func() { _ = down.Close() })
+	e := newEnv(t, redistest.Backend{Name: "down", Client: down}, envOpts{})
 	for _, a := range []answer{e.start("alice", "cs"), e.poll("alice"), e.stats()} {
-		if a.Status != 503 || a.Env.Code != 5030 || a.Header["Retry-After"] == "" || strings.Contains(a.Env.Msg, "10.0.0.1") {
+		if a.Status != 503 || a.Env.Code != 5030 || a.Header["Retry-After"] == "" || strings.Contains(a.Env.Msg, "127.0.0.1") {
 			t.Fatalf("got %d/%d %q %v", a.Status, a.Env.Code, a.Env.Msg, a.Header)
 		}
 	}
@@ -465,9 +482,12 @@ func TestUnavailableAndPanic(t *testing.T) {
 		t.Fatalf("bad input while down: %d", a.Status)
 	}
 
-	p := newEnv(t, redistest.Embedded(t), envOpts{wrapQueue: func(q queue.Interface) queue.Interface {
-		return brokenQueue{Interface: q, panic: true}
-	}})
+	signer, _ := ticket.New(testSecret, "")
+	api, err := New(Deps{Sessions: panicky{}, Tickets: signer, QueueID: "q", Logger: e.logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &env{t: t, api: api, signer: signer, queueID: "q"}
 	a := p.post("poll", map[string]any{"UserId": "alice", "Ticket": p.ticket("alice"), "RequestId": "panicky"})
 	if a.Status != 500 || a.Env.Code != 5000 || a.Env.Msg != "internal error" || a.Env.RequestId != "panicky" {
 		t.Fatalf("panic: %d/%d %q %q", a.Status, a.Env.Code, a.Env.Msg, a.Env.RequestId)

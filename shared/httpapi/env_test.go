@@ -9,11 +9,11 @@ import (
 
 	"github.com/carqueue/carqueue/local/caremu"
 	"github.com/carqueue/carqueue/local/caremu/caremutest"
-	"github.com/carqueue/carqueue/shared/admission"
 	"github.com/carqueue/carqueue/shared/car"
 	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/reaper"
 	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/session"
 	"github.com/carqueue/carqueue/shared/testkit"
 	"github.com/carqueue/carqueue/shared/ticket"
 	"github.com/tencentyun/scf-go-lib/events"
@@ -30,7 +30,7 @@ const (
 )
 
 // env is the whole stack of one test: a queue on a redistest backend, the CAR emulator
-// behind httptest, the real CAR client, the admission path, the reaper and the API.
+// behind httptest, the real CAR client, the session service, the reaper and the API.
 type env struct {
 	t       testing.TB
 	backend redistest.Backend
@@ -38,7 +38,7 @@ type env struct {
 	queueID string
 	q       *queue.Queue
 	emu     *caremu.Emulator
-	adm     *admission.Admitter
+	svc     *session.Service
 	api     *API
 	signer  *ticket.Signer
 	logs    *testkit.SyncBuffer
@@ -50,7 +50,6 @@ type envOpts struct {
 	slots     int // emulator slots [capacity]
 	carSecret string
 	deps      func(*Deps)
-	wrapQueue func(queue.Interface) queue.Interface
 }
 
 func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
@@ -76,7 +75,7 @@ func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
 	q, err := queue.New(b.Client, queue.Options{
 		QueueID: e.queueID, Capacity: o.capacity, QueueIdleTimeout: idleTimeout,
 		HeartbeatTimeout: hbTimeout, ReadyTimeout: readyTimeout, ClaimLease: 20 * time.Second,
-		Now: e.clock.Now,
+		GoneRetention: 10 * time.Minute, RateWindow: 5 * time.Minute, Now: e.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -92,17 +91,18 @@ func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
 			}
 			return caremutest.LocalCredentials(k)
 		}})
-	var qi queue.Interface = q
-	if o.wrapQueue != nil {
-		qi = o.wrapQueue(q)
+	e.svc, err = session.New(q, cc, session.Options{
+		LockTTL: 30 * time.Second, CARBudget: 25 * time.Second,
+		HeartbeatInterval: hbTimeout / 4, HeartbeatTimeout: hbTimeout, PollMin: time.Second, PollMax: 30 * time.Second,
+		Logger: e.logger, Now: e.clock.Now, Jitter: func() float64 { return 0.5 },
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	e.adm = &admission.Admitter{Queue: qi, CAR: cc, Logger: e.logger}
 	e.signer, _ = ticket.New(testSecret, "")
 	d := Deps{
-		Queue: qi, Admitter: e.adm, Tickets: e.signer, QueueID: e.queueID,
-		AdminToken: testAdminToken, ProjectID: testProject,
-		HeartbeatInterval: hbTimeout / 4, Logger: e.logger, Now: e.clock.Now,
-		Jitter: func() float64 { return 0.5 },
+		Sessions: e.svc, Tickets: e.signer, QueueID: e.queueID,
+		AdminToken: testAdminToken, ProjectID: testProject, Logger: e.logger, Now: e.clock.Now,
 	}
 	if o.deps != nil {
 		o.deps(&d)
@@ -208,7 +208,12 @@ func (e *env) stats() answer {
 // reap runs the reaper once, as the timer trigger would.
 func (e *env) reap() reaper.Report {
 	e.t.Helper()
-	rep, err := reaper.New(e.backend.Client, e.queueID, e.q, e.adm, reaper.Options{Now: e.clock.Now, Logger: e.logger}).Run(context.Background())
+	r, err := reaper.New(e.q, e.svc, reaper.Options{Batch: 50, Lease: 50 * time.Second, Parallel: 8, MaxReapBatches: 200,
+		Now: e.clock.Now, Logger: e.logger})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rep, err := r.Run(context.Background())
 	if err != nil {
 		e.t.Fatalf("reaper: %v", err)
 	}

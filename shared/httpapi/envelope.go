@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/carqueue/carqueue/shared/session"
 	"github.com/tencentyun/scf-go-lib/events"
 )
 
@@ -26,6 +27,9 @@ type Data struct {
 	NextPollMs      int64  `json:"NextPollMs,omitempty"`
 	ServerSession   string `json:"ServerSession,omitempty"`
 	NextHeartbeatMs int64  `json:"NextHeartbeatMs,omitempty"`
+	// ReconnectWindowMs is how long after its last heartbeat a holder may still /reconnect
+	// to its slot (HEARTBEAT_TIMEOUT), with Ready and Active; an extension of the contract.
+	ReconnectWindowMs int64 `json:"ReconnectWindowMs,omitempty"`
 	// Reason says why a user is Expired (stopped, idle, heartbeat_timeout, never_started,
 	// car_refused) when the queue still remembers it; an extension of the contract.
 	Reason string `json:"Reason,omitempty"`
@@ -33,11 +37,11 @@ type Data struct {
 
 // The Status values of the contract.
 const (
-	StatusQueued    = "Queued"
-	StatusAdmitting = "Admitting"
-	StatusReady     = "Ready"
-	StatusActive    = "Active"
-	StatusExpired   = "Expired"
+	StatusQueued    = string(session.StatusQueued)
+	StatusAdmitting = string(session.StatusAdmitting)
+	StatusReady     = string(session.StatusReady)
+	StatusActive    = string(session.StatusActive)
+	StatusExpired   = string(session.StatusExpired)
 	StatusStopped   = "Stopped"
 )
 

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"unicode/utf8"
 )
@@ -21,7 +23,8 @@ const (
 type fields map[string]json.RawMessage
 
 // parseFields decodes b as one JSON object. An empty body is an empty object only where
-// allowEmpty (GET /stats).
+// allowEmpty (GET /stats). A key given twice is refused: decoders differ on which copy wins
+// (encoding/json keeps the last, others the first), so a body must mean one thing.
 func parseFields(b []byte, allowEmpty bool) (fields, *apiError) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		if allowEmpty {
@@ -32,15 +35,46 @@ func parseFields(b []byte, allowEmpty bool) (fields, *apiError) {
 	if !utf8.Valid(b) {
 		return nil, &apiError{status: http.StatusBadRequest, code: CodeInvalidBody, msg: "body: want UTF-8 JSON"}
 	}
+	notObject := &apiError{status: http.StatusBadRequest, code: CodeInvalidBody, msg: "body: want one JSON object"}
 	dec := json.NewDecoder(bytes.NewReader(b))
-	var f fields
-	if err := dec.Decode(&f); err != nil || f == nil {
-		return nil, &apiError{status: http.StatusBadRequest, code: CodeInvalidBody, msg: "body: want one JSON object"}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, notObject
 	}
-	if dec.More() {
+	f := fields{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, notObject
+		}
+		key, _ := tok.(string) // inside an object the decoder only yields string keys
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, notObject
+		}
+		if _, dup := f[key]; dup {
+			return nil, &apiError{status: http.StatusBadRequest, code: CodeInvalidBody,
+				msg: fmt.Sprintf("body: key %q appears more than once; send each field once", truncate(key, 64))}
+		}
+		f[key] = raw
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, notObject
+	}
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, &apiError{status: http.StatusBadRequest, code: CodeInvalidBody, msg: "body: want one JSON object and nothing after it"}
 	}
 	return f, nil
+}
+
+// truncate shortens s to at most n bytes at a rune boundary, for echoing input in messages.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // str returns a string field; "" when absent or null. A value of another type is an error.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/carqueue/carqueue/shared/admission"
+	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/redistest"
 	"github.com/tencentyun/scf-go-lib/events"
 )
@@ -48,8 +48,8 @@ func TestFixtures(t *testing.T) {
 				if a.Header["Access-Control-Allow-Origin"] != "*" {
 					t.Fatalf("CORS header missing: %v", a.Header)
 				}
-				st, _ := e.q.Join(context.Background(), "fixture-user", "")
-				if ip, cs := admission.Unpack(st.ClientSession); ip != form.ip || cs != "cs-fixture-1" {
+				st, _ := e.q.Join(context.Background(), "fixture-user", queue.Client{})
+				if ip, cs := st.Client.IP, st.Client.Session; ip != form.ip || cs != "cs-fixture-1" {
 					t.Fatalf("stored ip %q session %q, want %q", ip, cs, form.ip)
 				}
 				first := a.Data.ServerSession

@@ -410,7 +410,7 @@ func TestConcurrentRequests(t *testing.T) {
 		positions := map[int64]bool{}
 		queued := 0
 		for i := 0; i < users; i++ {
-			st, err := e.q.Poll(context.Background(), fmt.Sprintf("c%02d", i), "") // reads; never admits
+			st, err := e.q.Poll(context.Background(), fmt.Sprintf("c%02d", i), queue.Client{}) // reads; never admits
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -450,5 +450,22 @@ func TestStartAfterWindowBeforeReap(t *testing.T) {
 		e.clock.Advance(cleanupDelay + time.Second)
 		want(t, e.poll("b"), 200, 0, StatusReady)
 		e.checkCapacity(1)
+	})
+}
+
+// TestHeartbeatWhileQueued: a queued user who heartbeats (a client that thinks it holds a
+// slot) is told the truth, its place in line, and keeps that place.
+func TestHeartbeatWhileQueued(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		e := newEnv(t, b, envOpts{capacity: 1})
+		e.fillOneSlot(t, true)
+		a := e.heartbeat("c")
+		want(t, a, 200, 0, StatusQueued)
+		if a.Data.Position != 2 || a.Data.QueueLength != 2 || a.Data.NextPollMs <= 0 {
+			t.Fatalf("heartbeat while queued: %+v", a.Data)
+		}
+		if a := e.poll("c"); a.Data.Status != StatusQueued || a.Data.Position != 2 {
+			t.Fatalf("c lost its place: %+v", a.Data)
+		}
 	})
 }

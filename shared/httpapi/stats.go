@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"fmt"
 	"net/http"
 	"strings"
 )
@@ -18,9 +17,9 @@ func (a *API) stats(ctx context.Context, rq *request) (any, error) {
 		}
 		return nil, &apiError{status: http.StatusUnauthorized, code: CodeBadAdminToken, msg: msg}
 	}
-	st, err := a.d.Queue.Stats(ctx)
+	st, err := a.d.Sessions.Stats(ctx)
 	if err != nil {
-		return nil, queueErr(fmt.Errorf("stats: %w", err))
+		return nil, sessionErr(err)
 	}
 	byReason := map[string]int64{}
 	for r, n := range st.ReapedByReason {

@@ -1,53 +1,40 @@
 package httpapi
 
 import (
-	"context"
 	"testing"
+	"time"
 
 	"github.com/carqueue/carqueue/shared/queue"
-	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/session"
 )
 
-func TestNextPoll(t *testing.T) {
-	e := newEnv(t, redistest.Embedded(t), envOpts{})
+// TestRender: each View becomes the contract's Data, with only the fields of its status.
+func TestRender(t *testing.T) {
+	eta := int64(90)
 	cases := []struct {
-		position int64
-		jitter   float64
-		want     int64
-	}{
-		{1, 0.5, 1000}, {0, 0.5, 1000}, {4, 0.5, 2000}, {100, 0.5, 10000}, {900, 0.5, 30000},
-		{100_000, 0.5, 30000}, {1, 0, 800}, {1, 0.999999, 1199}, {100_000, 0, 24000}, {100_000, 0.999999, 35999},
-	}
-	for _, c := range cases {
-		e.api.d.Jitter = func() float64 { return c.jitter }
-		if got := e.api.nextPoll(c.position); got != c.want {
-			t.Errorf("nextPoll(%d) with jitter %v = %d, want %d", c.position, c.jitter, got, c.want)
-		}
-	}
-}
-
-func TestViewMapping(t *testing.T) {
-	e := newEnv(t, redistest.Embedded(t), envOpts{})
-	ctx := context.Background()
-	cases := []struct {
-		st   queue.Status
+		v    session.View
 		want Data
 	}{
-		{queue.Status{State: queue.StateQueued, Position: 4, Length: 9}, Data{Status: StatusQueued, Position: 4, QueueLength: 9, NextPollMs: 2000}},
-		{queue.Status{State: queue.StateAdmitting}, Data{Status: StatusAdmitting, NextPollMs: 1000}},
-		{queue.Status{State: queue.StateReady, ServerSession: "ss"}, Data{Status: StatusReady, ServerSession: "ss"}},
-		{queue.Status{State: queue.StateActive, ServerSession: "ss"}, Data{Status: StatusReady, ServerSession: "ss"}},
-		{queue.Status{State: queue.StateReleasing}, Data{Status: StatusExpired}},
-		{queue.Status{State: queue.StateNone, Reason: queue.ReasonIdle}, Data{Status: StatusExpired, Reason: "idle"}},
-		{queue.Status{}, Data{Status: StatusExpired}},
+		{session.View{Status: session.StatusQueued, Position: 4, Length: 9, NextPoll: 2 * time.Second},
+			Data{Status: StatusQueued, Position: 4, QueueLength: 9, NextPollMs: 2000}},
+		{session.View{Status: session.StatusQueued, Position: 1, Length: 1, NextPoll: time.Second, ETA: 89500 * time.Millisecond},
+			Data{Status: StatusQueued, Position: 1, QueueLength: 1, NextPollMs: 1000, EtaSeconds: &eta}},
+		{session.View{Status: session.StatusAdmitting, NextPoll: time.Second}, Data{Status: StatusAdmitting, NextPollMs: 1000}},
+		{session.View{Status: session.StatusReady, ServerSession: "ss", NextHeartbeat: 5 * time.Second, ReconnectWindow: 20 * time.Second},
+			Data{Status: StatusReady, ServerSession: "ss", NextHeartbeatMs: 5000, ReconnectWindowMs: 20000}},
+		{session.View{Status: session.StatusActive, NextHeartbeat: 5 * time.Second, ReconnectWindow: 20 * time.Second},
+			Data{Status: StatusActive, NextHeartbeatMs: 5000, ReconnectWindowMs: 20000}},
+		{session.View{Status: session.StatusExpired, Reason: queue.ReasonIdle}, Data{Status: StatusExpired, Reason: "idle"}},
+		{session.View{Status: session.StatusExpired, Note: "never shown"}, Data{Status: StatusExpired}},
 	}
 	for _, c := range cases {
-		got := e.api.view(ctx, c.st)
-		if got.EtaSeconds != nil {
-			t.Fatalf("ETA without any admission: %d", *got.EtaSeconds)
+		got := render(c.v)
+		if (got.EtaSeconds == nil) != (c.want.EtaSeconds == nil) || (got.EtaSeconds != nil && *got.EtaSeconds != *c.want.EtaSeconds) {
+			t.Errorf("render(%+v).EtaSeconds = %v, want %v", c.v, got.EtaSeconds, c.want.EtaSeconds)
 		}
+		got.EtaSeconds, c.want.EtaSeconds = nil, nil
 		if got != c.want {
-			t.Errorf("view(%+v) = %+v, want %+v", c.st, got, c.want)
+			t.Errorf("render(%+v) = %+v, want %+v", c.v, got, c.want)
 		}
 	}
 }
