@@ -94,14 +94,9 @@ func Reaper() TimerHandler {
 
 // RunReaper runs the reaper once for this App's queue.
 func (a *App) RunReaper(ctx context.Context) (reaper.Report, error) {
-	c := a.Config
-	r := reaper.New(a.Redis, c.QueueID, a.Queue, a.Admitter, reaper.Options{
-		Batch: c.ReaperBatch, Lease: c.ReaperLease, MaxAdmit: c.ReaperMaxAdmit, Parallel: c.ReaperParallel,
-		Logger: a.Logger,
-	})
-	rep, err := r.Run(ctx)
+	rep, err := a.Reaper.Run(ctx)
 	if err != nil {
-		return rep, fmt.Errorf("reaper run for queue %s: %w", c.QueueID, err)
+		return rep, fmt.Errorf("reaper run for queue %s: %w", a.Config.QueueID, err)
 	}
 	return rep, nil
 }

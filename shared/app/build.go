@@ -8,11 +8,12 @@ import (
 	"os"
 	"time"
 
-	"github.com/carqueue/carqueue/shared/admission"
 	"github.com/carqueue/carqueue/shared/car"
 	"github.com/carqueue/carqueue/shared/config"
 	"github.com/carqueue/carqueue/shared/httpapi"
 	"github.com/carqueue/carqueue/shared/queue"
+	"github.com/carqueue/carqueue/shared/reaper"
+	"github.com/carqueue/carqueue/shared/session"
 	"github.com/carqueue/carqueue/shared/ticket"
 	"github.com/redis/go-redis/v9"
 )
@@ -21,10 +22,11 @@ import (
 type App struct {
 	Config   config.Config
 	Logger   *slog.Logger
-	Redis    *redis.Client
+	Redis    redis.UniversalClient
 	Queue    *queue.Queue
 	CAR      *car.Client
-	Admitter *admission.Admitter
+	Sessions *session.Service
+	Reaper   *reaper.Reaper
 	API      *httpapi.API
 }
 
@@ -52,7 +54,7 @@ func Build(getenv func(string) string, local bool) (*App, error) {
 // BuildFrom builds the App from a parsed configuration. getenv supplies the CAR credentials
 // per call (os.Getenv on SCF); rdb, when non-nil, is used instead of a client built from the
 // configuration (the local harness may bring its own).
-func BuildFrom(cfg config.Config, getenv func(string) string, rdb *redis.Client) (*App, error) {
+func BuildFrom(cfg config.Config, getenv func(string) string, rdb redis.UniversalClient) (*App, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
@@ -74,14 +76,14 @@ func BuildFrom(cfg config.Config, getenv func(string) string, rdb *redis.Client)
 	return a, nil
 }
 
-func assemble(cfg config.Config, getenv func(string) string, rdb *redis.Client, logger *slog.Logger) (*App, error) {
+func assemble(cfg config.Config, getenv func(string) string, rdb redis.UniversalClient, logger *slog.Logger) (*App, error) {
 	q, err := queue.New(rdb, queue.Options{
 		QueueID: cfg.QueueID, Capacity: cfg.Capacity,
 		QueueIdleTimeout: cfg.QueueIdleTimeout, HeartbeatTimeout: cfg.HeartbeatTimeout, ReadyTimeout: cfg.ReadyTimeout,
 		ClaimLease: cfg.ClaimLease, GoneRetention: cfg.GoneRetention, RateWindow: cfg.RateWindow,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("build queue: %w", err)
+		return nil, err // the constructor names itself
 	}
 	retries := cfg.CARMaxRetries
 	if retries == 0 {
@@ -94,24 +96,37 @@ func assemble(cfg config.Config, getenv func(string) string, rdb *redis.Client, 
 		Getenv: getenv, Logger: logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("build CAR client: %w", err)
+		return nil, err // the constructor names itself
 	}
-	adm := &admission.Admitter{Queue: q, CAR: cc, Logger: logger, LockTTL: cfg.CARLockTTL, RunMode: cfg.CARRunMode}
+	svc, err := session.New(q, cc, session.Options{
+		LockTTL: cfg.CARLockTTL, CARBudget: cfg.CARBudget, RunMode: cfg.CARRunMode,
+		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTimeout: cfg.HeartbeatTimeout,
+		PollMin: cfg.PollMinInterval, PollMax: cfg.PollMaxInterval, Logger: logger,
+	})
+	if err != nil {
+		return nil, err // the constructor names itself
+	}
+	rp, err := reaper.New(q, svc, reaper.Options{
+		Batch: cfg.ReaperBatch, Lease: cfg.ReaperLease, MaxAdmit: cfg.ReaperMaxAdmit, Parallel: cfg.ReaperParallel,
+		MaxReapBatches: cfg.ReaperMaxBatches, Logger: logger,
+	})
+	if err != nil {
+		return nil, err // the constructor names itself
+	}
 	tickets, err := ticket.New(cfg.TicketSecret, cfg.TicketSecretPrevious)
 	if err != nil {
 		return nil, fmt.Errorf("build tickets: %w", err)
 	}
 	api, err := httpapi.New(httpapi.Deps{
-		Queue: q, Admitter: adm, Tickets: tickets, QueueID: cfg.QueueID,
+		Sessions: svc, Tickets: tickets, QueueID: cfg.QueueID,
 		AdminToken: cfg.AdminToken, CORSOrigin: cfg.CORSOrigin,
 		ProjectID: cfg.CARProjectID, ApplicationID: cfg.CARApplicationID, ApplicationVersionID: cfg.CARApplicationVersionID,
-		HeartbeatInterval: cfg.HeartbeatInterval, PollMin: cfg.PollMinInterval, PollMax: cfg.PollMaxInterval,
 		Logger: logger, Extra: carCounts(cc, cfg.CARProjectID),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("build http api: %w", err)
+		return nil, err // the constructor names itself
 	}
-	return &App{Config: cfg, Logger: logger, Redis: rdb, Queue: q, CAR: cc, Admitter: adm, API: api}, nil
+	return &App{Config: cfg, Logger: logger, Redis: rdb, Queue: q, CAR: cc, Sessions: svc, Reaper: rp, API: api}, nil
 }
 
 // carCounts adds CAR's own view to /stats: DescribeConcurrentCount's Total and Running

@@ -9,68 +9,81 @@ package reaper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"time"
 
-	"github.com/carqueue/carqueue/shared/admission"
 	"github.com/carqueue/carqueue/shared/queue"
-	"github.com/redis/go-redis/v9"
+	"github.com/carqueue/carqueue/shared/session"
 )
 
 // bookkeepingTimeout bounds queue updates made after the run's context ended.
 const bookkeepingTimeout = 5 * time.Second
 
-// Options tune a run. Zero values take the defaults in brackets.
-type Options struct {
-	Batch    int           // users per Reap batch and per Releasing listing [50: each batch holds Redis under 2 ms at 1M users, see BENCHMARKS.md]
-	Lease    time.Duration // reaper lease; a run stops working before it ends [50s]
-	MaxAdmit int           // admissions attempted per run [0: as many as free capacity allows]
-	Parallel int           // concurrent CAR calls (releases, admissions) [8]
-	// MaxReapBatches bounds the Reap loop per run, so a huge backlog cannot stall the other
-	// steps; the next run continues [200: 10,000 users at the default batch].
-	MaxReapBatches int
-	Logger         *slog.Logger
-	Now            func() time.Time
+// Queue is what a run needs of the queue: its lease, the sweep, the releasing list and the
+// claims. *queue.Queue satisfies it.
+type Queue interface {
+	TakeLease(ctx context.Context, ttl time.Duration) (*queue.Lease, bool, error)
+	Reap(ctx context.Context, batch int) (queue.ReapResult, error)
+	Releasing(ctx context.Context, max int) ([]string, error)
+	Claim(ctx context.Context, max int) ([]queue.Claim, error)
+	Requeue(ctx context.Context, c queue.Claim) error
 }
 
-func (o Options) withDefaults() Options {
-	if o.Batch <= 0 {
-		o.Batch = 50
-	}
-	if o.Lease <= 0 {
-		o.Lease = 50 * time.Second
-	}
-	if o.MaxAdmit <= 0 {
-		o.MaxAdmit = math.MaxInt // queue.Claim stops at the free capacity; the run's deadline bounds it too
-	}
-	if o.Parallel <= 0 {
-		o.Parallel = 8
-	}
-	if o.MaxReapBatches <= 0 {
-		o.MaxReapBatches = 200
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	return o
+// Sessions is the admission and release path, shared with the HTTP routes;
+// *session.Service satisfies it.
+type Sessions interface {
+	Admit(ctx context.Context, c queue.Claim) (session.Admission, error)
+	Release(ctx context.Context, userID string) error
+}
+
+// Options tune a run. The settings are required (their defaults live in shared/config).
+type Options struct {
+	Batch    int           // users per Reap batch and per Releasing listing (REAPER_BATCH)
+	Lease    time.Duration // reaper lease; a run stops working before it ends (REAPER_LEASE)
+	MaxAdmit int           // admissions attempted per run; 0: as many as free capacity allows (REAPER_MAX_ADMIT)
+	Parallel int           // concurrent CAR calls, releases and admissions (REAPER_PARALLEL)
+	// MaxReapBatches bounds the Reap loop per run, so a huge backlog cannot stall the other
+	// steps; the next run continues (REAPER_MAX_BATCHES).
+	MaxReapBatches int
+	Logger         *slog.Logger     // [slog.Default()]
+	Now            func() time.Time // [time.Now]
 }
 
 // Reaper runs the timer work for one queue.
 type Reaper struct {
-	rdb  *redis.Client
-	key  string
-	q    queue.Interface
-	a    *admission.Admitter
+	q    Queue
+	s    Sessions
 	opts Options
 }
 
-// New returns a reaper for the queue queueID. rdb holds the lease (same Redis as the queue).
-func New(rdb *redis.Client, queueID string, q queue.Interface, a *admission.Admitter, opts Options) *Reaper {
-	return &Reaper{rdb: rdb, key: leaseKey(queueID), q: q, a: a, opts: opts.withDefaults()}
+// New returns a reaper for a queue and its sessions.
+func New(q Queue, s Sessions, opts Options) (*Reaper, error) {
+	switch {
+	case q == nil || s == nil:
+		return nil, errors.New("new reaper: queue and sessions are required")
+	case opts.Batch < 1 || opts.Batch > queue.MaxBatch:
+		return nil, fmt.Errorf("new reaper: Options.Batch must be 1-%d, got %d", queue.MaxBatch, opts.Batch)
+	case opts.Lease <= 0:
+		return nil, fmt.Errorf("new reaper: Options.Lease must be > 0, got %v", opts.Lease)
+	case opts.MaxAdmit < 0:
+		return nil, fmt.Errorf("new reaper: Options.MaxAdmit must be >= 0, got %d", opts.MaxAdmit)
+	case opts.Parallel < 1:
+		return nil, fmt.Errorf("new reaper: Options.Parallel must be >= 1, got %d", opts.Parallel)
+	case opts.MaxReapBatches < 1:
+		return nil, fmt.Errorf("new reaper: Options.MaxReapBatches must be >= 1, got %d", opts.MaxReapBatches)
+	}
+	if opts.MaxAdmit == 0 {
+		opts.MaxAdmit = math.MaxInt // queue.Claim stops at the free capacity; the run's deadline bounds it too
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Reaper{q: q, s: s, opts: opts}, nil
 }
 
 // Report says what one run did; it is also logged as one line.
@@ -93,7 +106,7 @@ type Report struct {
 func (r *Reaper) Run(ctx context.Context) (Report, error) {
 	start := r.opts.Now()
 	rep := Report{Reaped: map[queue.Reason]int{}, CARErrors: map[string]int{}}
-	value, ok, err := acquire(ctx, r.rdb, r.key, start, r.opts.Lease)
+	lease, ok, err := r.q.TakeLease(ctx, r.opts.Lease)
 	if err != nil {
 		return rep, err
 	}
@@ -105,7 +118,7 @@ func (r *Reaper) Run(ctx context.Context) (Report, error) {
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
 		defer cancel()
-		if err := release(rctx, r.rdb, r.key, value); err != nil {
+		if err := lease.Release(rctx); err != nil {
 			r.opts.Logger.Warn("reaper lease not released; it will expire", "err", err)
 		}
 	}()

@@ -3,13 +3,12 @@ package reaper
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
-	"github.com/carqueue/carqueue/shared/admission"
 	"github.com/carqueue/carqueue/shared/car"
 	"github.com/carqueue/carqueue/shared/queue"
+	"github.com/carqueue/carqueue/shared/session"
 )
 
 // tally counts results from parallel workers into one report.
@@ -44,7 +43,7 @@ func (r *Reaper) reap(ctx context.Context, rep *Report) error {
 	for range r.opts.MaxReapBatches {
 		res, err := r.q.Reap(ctx, r.opts.Batch)
 		if err != nil {
-			return fmt.Errorf("reap: %w", err)
+			return err // the queue names the script
 		}
 		for reason, n := range res.Dropped {
 			rep.Reaped[reason] += n
@@ -62,13 +61,13 @@ func (r *Reaper) reap(ctx context.Context, rep *Report) error {
 func (r *Reaper) release(ctx context.Context, t *tally) error {
 	users, err := r.q.Releasing(ctx, r.opts.Batch)
 	if err != nil {
-		return fmt.Errorf("list releasing: %w", err)
+		return err
 	}
 	parallel(r.opts.Parallel, len(users), func(i int) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := r.a.Release(ctx, users[i]); err != nil {
+		if err := r.s.Release(ctx, users[i]); err != nil {
 			t.countErr(err)
 			return
 		}
@@ -78,16 +77,16 @@ func (r *Reaper) release(ctx context.Context, t *tally) error {
 }
 
 // admit claims users from the head while slots are free and admits them, Parallel at a time.
-// Any requeue stops admitting for this run: the requeued user is back at the front, so the next
-// claim would only retry it at once and hammer CAR (NoIdle while slots clean up, a transient
-// outage); the next timer run tries again. An auth failure (every call would fail the same way)
-// stops it too. Claims already taken when it stops go back to the front untried.
+// An admission that says Halt stops admitting for this run (a requeued user is back at the
+// front, so the next claim would only retry it at once and hammer CAR; a credentials problem
+// fails every call the same way); the next timer run tries again. Claims already taken when
+// it stops go back to the front untried.
 func (r *Reaper) admit(ctx context.Context, t *tally) error {
 	var stop atomic.Bool
 	for done := 0; done < r.opts.MaxAdmit && !stop.Load() && ctx.Err() == nil; {
 		claims, err := r.q.Claim(ctx, min(r.opts.Parallel, r.opts.MaxAdmit-done))
 		if err != nil {
-			return fmt.Errorf("claim: %w", err)
+			return err
 		}
 		if len(claims) == 0 {
 			return nil
@@ -99,20 +98,21 @@ func (r *Reaper) admit(ctx context.Context, t *tally) error {
 				r.giveBack(ctx, t, c)
 				return
 			}
-			o, _, err := r.a.Admit(ctx, c)
-			if o == admission.Requeued || car.KindOf(err) == car.KindAuth {
+			res, err := r.s.Admit(ctx, c)
+			if res.Halt {
 				stop.Store(true)
 			}
+			t.countErr(res.Cause)
 			t.countErr(err)
 			t.add(func(r *Report) {
-				switch o {
-				case admission.Admitted:
+				switch res.Outcome {
+				case session.Admitted:
 					r.Admitted++
-				case admission.Requeued:
+				case session.Requeued:
 					r.Requeued++
-				case admission.Refused:
+				case session.Refused:
 					r.Refused++
-				case admission.LeaseLost:
+				case session.LeaseLost:
 					r.LeaseLost++
 				}
 			})
@@ -127,7 +127,7 @@ func (r *Reaper) giveBack(ctx context.Context, t *tally, c queue.Claim) {
 	defer cancel()
 	if err := r.q.Requeue(ctx, c); err != nil {
 		// The claim lease will return the user anyway.
-		t.countErr(fmt.Errorf("requeue %s: %w", c.UserID, err))
+		t.countErr(err)
 		return
 	}
 	t.add(func(r *Report) { r.Requeued++ })
