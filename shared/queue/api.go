@@ -1,8 +1,3 @@
-// Package queue is the fair line in front of a CAR project, held entirely in Redis so that any
-// function instance can serve any request at any moment.
-//
-// Every state change is one Lua script whose keys all share the queue's hash tag; time comes
-// from an injectable clock and is passed to the scripts, never read inside Redis.
 package queue
 
 import (

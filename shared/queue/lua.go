@@ -136,12 +136,16 @@ func assemble(body string) (string, []keyID) {
 	}
 	var code strings.Builder
 	code.WriteString(fast)
+	helpers := false
 	for i, h := range luaHelpers {
 		if need[i] {
 			code.WriteString(h.code)
+			helpers = true
 		}
 	}
-	code.WriteString("\n")
+	if helpers {
+		code.WriteString("\n") // a blank line between the helpers and the body
+	}
 	code.WriteString(body)
 	used := map[string]bool{}
 	for _, m := range keyRef.FindAllStringSubmatch(code.String(), -1) {

@@ -1,0 +1,60 @@
+// Package queue is the fair line in front of a CAR project, held entirely in Redis so that any
+// function instance can serve any request at any moment.
+//
+// Every state change is one Lua script whose keys all share the queue's hash tag (keys.go), so
+// it is atomic and a Redis Cluster runs it on the queue's one slot. Time comes from an
+// injectable clock and is passed to the scripts, never read inside Redis, so tests (and every
+// function instance) agree on deadlines. The scripts are assembled from shared helpers
+// (lua.go); testdata/<script>.lua holds each one exactly as Redis runs it, and
+// TestScriptsGolden fails until a changed script's file is regenerated, after review, with
+//
+//	go test ./shared/queue -run TestScriptsGolden -update
+//
+// # States
+//
+// A user is in one state at a time: StateNone (unknown, or gone, and then remembered with its
+// Reason for GoneRetention), Queued, or one of the four that hold a slot: Admitting, Ready,
+// Active, Releasing. At most Capacity users hold a slot; a Releasing user's slot is free only
+// once Released says CAR destroyed its session. The table is every change a script makes, the
+// method and script (testdata/<script>.lua) that make it, and who calls it: "session" is the
+// session service (shared/session: the HTTP routes, and the reaper's admissions and releases go
+// through it too), "reaper" is the timer run (shared/reaper). Events not listed change nothing:
+// a heartbeat of a Queued, Admitting or Releasing user, a reattach of anyone else, a stop of an
+// unknown user, a claim result (mark_ready, requeue, refuse) whose token is no longer current
+// (ErrLeaseLost), released of a user not Releasing (ErrNotHolding).
+//
+//	from         event                               to                             method (script)           caller
+//	None         join                                Queued, at the back            Join (join)               session
+//	Queued       join, poll                          Queued, same place, seen now   Join (join), Poll (poll)  session
+//	holding      join, poll                          unchanged (client refreshed)   Join (join), Poll (poll)  session
+//	Queued       at the head, a slot free            Admitting, claim lease         ClaimUser (claim)         session
+//	                                                                                Claim (claim)             reaper
+//	Ready        reattach before ready deadline      Admitting, remembers Ready     Reattach (reattach)       session
+//	Active       reattach before heartbeat deadline  Admitting, remembers Active    Reattach (reattach)       session
+//	Admitting    CAR session created                 Ready, ready deadline          MarkReady (mark_ready)    session
+//	Admitting    transient failure                   Queued at its old place, or    Requeue (requeue)         session
+//	                                                 the remembered state+deadline
+//	Admitting    claim lease expired                 as Requeue                     Reap (reap)               reaper
+//	Admitting    refused, not locked, no reattach    None, car_refused              Refuse (refuse)           session
+//	Admitting    refused, locked or a reattach       Releasing, car_refused         Refuse (refuse)           session
+//	Ready        heartbeat                           Active, heartbeat deadline     Heartbeat (heartbeat)     session
+//	Active       heartbeat                           Active, deadline moved on      Heartbeat (heartbeat)     session
+//	Ready        ready deadline passed               Releasing, never_started       Reap (reap)               reaper
+//	Active       heartbeat deadline passed           Releasing, heartbeat_timeout   Reap (reap)               reaper
+//	Queued       unseen for QueueIdleTimeout         None, idle                     Reap (reap)               reaper
+//	Queued       stop                                None, stopped                  Stop (stop)               session
+//	Adm/Rdy/Act  stop                                Releasing, stopped             Stop (stop)               session
+//	Releasing    stop                                unchanged                      Stop (stop)               session
+//	Releasing    CAR destroyed the session           None, its reason               Released (released)       session
+//	None, gone   GoneRetention passed                None, reason forgotten         Reap (reap)               reaper
+//
+// A claim is current while the user is Admitting under its token; a lease that ran out still
+// lets MarkReady finish until Reap returns the user. A reattach keeps the user's slot and, if
+// it fails, its previous state and deadline, because its earlier CAR session may still run.
+//
+// Scripts that change no state: releasing (Releasing, by the reaper, to retry DestroySession),
+// stats (Stats, by the session service for /stats and ETAs), dump (CheckInvariants, tests
+// only). Outside the user's states: lock and unlock (LockUser, by the session service: one CAR
+// call at a time per user) and take_lease and release_lease (TakeLease and Lease.Release, by
+// the reaper: one run at a time per queue).
+package queue

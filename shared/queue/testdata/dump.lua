@@ -1,0 +1,19 @@
+local K_LINE = KEYS[1]
+local K_SEEN = KEYS[2]
+local K_CS = KEYS[3]
+local K_SEQ = KEYS[4]
+local K_HOLD = KEYS[5]
+local K_LEASE = KEYS[6]
+local K_RDY = KEYS[7]
+local K_ACT = KEYS[8]
+local K_REL = KEYS[9]
+local K_GONE = KEYS[10]
+local K_GR = KEYS[11]
+
+local out = {}
+for _, k in ipairs({K_LINE, K_SEEN, K_LEASE, K_RDY, K_ACT, K_REL, K_GONE}) do
+  out[#out + 1] = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+end
+for _, k in ipairs({K_CS, K_HOLD, K_GR}) do out[#out + 1] = redis.call('HGETALL', k) end
+out[#out + 1] = redis.call('GET', K_SEQ) or '0'
+return out

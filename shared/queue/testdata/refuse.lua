@@ -1,0 +1,50 @@
+local K_CS = KEYS[1]
+local K_HOLD = KEYS[2]
+local K_LEASE = KEYS[3]
+local K_RDY = KEYS[4]
+local K_ACT = KEYS[5]
+local K_REL = KEYS[6]
+local K_GONE = KEYS[7]
+local K_GR = KEYS[8]
+local K_CNT = KEYS[9]
+
+local function holder_state(u)
+  return redis.call('HGET', K_HOLD, 's:' .. u)
+end
+local function state_zset(st)
+  if st == 'Admitting' then return K_LEASE end
+  if st == 'Ready' then return K_RDY end
+  if st == 'Active' then return K_ACT end
+  if st == 'Releasing' then return K_REL end
+  return nil
+end
+local function drop_holder(u)
+  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u)
+end
+local function set_gone(u, reason, now, retention)
+  redis.call('ZADD', K_GONE, now + retention, u)
+  redis.call('HSET', K_GR, u, reason)
+end
+local function count_left(reason)
+  redis.call('HINCRBY', K_CNT, 'left:' .. reason, 1)
+end
+local function to_releasing(u, st, reason, now)
+  redis.call('ZREM', state_zset(st), u)
+  redis.call('HDEL', K_HOLD, 't:' .. u, 'r:' .. u, 'd:' .. u)
+  redis.call('HSET', K_HOLD, 's:' .. u, 'Releasing', 'y:' .. u, reason)
+  redis.call('ZADD', K_REL, now, u)
+  count_left(reason)
+end
+
+local u, tok, now, locked, ret = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+if holder_state(u) ~= 'Admitting' or redis.call('HGET', K_HOLD, 't:' .. u) ~= tok then return 0 end
+if locked == '1' or redis.call('HEXISTS', K_HOLD, 'r:' .. u) == 1 then
+  to_releasing(u, 'Admitting', 'car_refused', now)
+else
+  redis.call('ZREM', K_LEASE, u)
+  drop_holder(u)
+  redis.call('HDEL', K_CS, u)
+  set_gone(u, 'car_refused', now, ret)
+  count_left('car_refused')
+end
+return 1

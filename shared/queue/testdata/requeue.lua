@@ -1,0 +1,41 @@
+local K_LINE = KEYS[1]
+local K_SEEN = KEYS[2]
+local K_HOLD = KEYS[3]
+local K_LEASE = KEYS[4]
+local K_RDY = KEYS[5]
+local K_ACT = KEYS[6]
+local K_REL = KEYS[7]
+
+local function holder_state(u)
+  return redis.call('HGET', K_HOLD, 's:' .. u)
+end
+local function state_zset(st)
+  if st == 'Admitting' then return K_LEASE end
+  if st == 'Ready' then return K_RDY end
+  if st == 'Active' then return K_ACT end
+  if st == 'Releasing' then return K_REL end
+  return nil
+end
+local function drop_holder(u)
+  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u)
+end
+local function unclaim(u, now)
+  redis.call('ZREM', K_LEASE, u)
+  local prev = redis.call('HGET', K_HOLD, 'r:' .. u)
+  if prev then
+    local d = redis.call('HGET', K_HOLD, 'd:' .. u)
+    redis.call('HDEL', K_HOLD, 't:' .. u, 'r:' .. u, 'd:' .. u)
+    redis.call('HSET', K_HOLD, 's:' .. u, prev)
+    redis.call('ZADD', state_zset(prev), d, u)
+  else
+    local seq = redis.call('HGET', K_HOLD, 'q:' .. u)
+    drop_holder(u)
+    redis.call('ZADD', K_LINE, seq, u)
+    redis.call('ZADD', K_SEEN, now, u)
+  end
+end
+
+local u, tok, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if holder_state(u) ~= 'Admitting' or redis.call('HGET', K_HOLD, 't:' .. u) ~= tok then return 0 end
+unclaim(u, now)
+return 1
