@@ -137,10 +137,14 @@ func (q *Queue) CheckInvariants(ctx context.Context) error {
 			bad("%s user %s has no holder details", states[0], u)
 		}
 	}
-	// ClientSessions only of present users; departures only of absent ones.
-	for u := range cs {
+	// Clients only of present users, each as encodeClient wrote it; departures only of absent
+	// ones.
+	for u, v := range cs {
 		if len(where[u]) == 0 {
-			bad("ClientSession kept for %s, who is neither queued nor holding", u)
+			bad("client kept for %s, who is neither queued nor holding", u)
+		}
+		if c := decodeClient(v); encodeClient(c) != v || checkClient(c) != nil {
+			bad("client of %s stored as %q, not as encodeClient writes one", u, v)
 		}
 	}
 	for u := range gone {
