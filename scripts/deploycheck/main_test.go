@@ -244,7 +244,7 @@ func TestDeployScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	envFile := filepath.Join(t.TempDir(), "test.env")
-	deploy := func(env map[string]string, extra ...string) (int, string) {
+	deploy := func(env map[string]string) (int, string) {
 		var b strings.Builder
 		for k, v := range env {
 			b.WriteString(k + "=" + v + "\n")
@@ -253,9 +253,11 @@ func TestDeployScript(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd := exec.Command("bash", script)
-		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		// A minimal environment: nothing of the developer's (a REDIS_ADDR, a DRY_RUN) leaks in,
+		// and SLS=false makes sure no real CLI could ever run.
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 			"GOCACHE=" + goEnv(t, "GOCACHE"), "GOMODCACHE=" + goEnv(t, "GOMODCACHE"),
-			"DIST=" + filepath.Join(t.TempDir(), "dist"), "ENV_FILE=" + envFile, "SLS=false"}, extra...)
+			"DIST=" + filepath.Join(t.TempDir(), "dist"), "ENV_FILE=" + envFile, "SLS=false"}
 		out, _ := cmd.CombinedOutput()
 		return cmd.ProcessState.ExitCode(), string(out)
 	}
@@ -280,11 +282,7 @@ func TestDeployScript(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "DRY_RUN=1: checked and built, not deploying") || !strings.Contains(out, "built ") {
 		t.Fatalf("dry run: exit %d:\n%s", code, out)
 	}
-	// Not a dry run: the CLI runs (SLS=false fails, so the deployment is attempted and fails).
-	code, out = deploy(goodEnv())
-	if code != 1 {
-		t.Fatalf("deploy with SLS=false: exit %d, want false's 1:\n%s", code, out)
-	}
+	// Not a dry run, deploycheck runs the CLI: TestDryRun covers it without building again.
 }
 
 func goEnv(t *testing.T, name string) string {
