@@ -12,7 +12,10 @@ import (
 
 	"github.com/carqueue/carqueue/local/caremu"
 	"github.com/carqueue/carqueue/shared/car"
+	"github.com/carqueue/carqueue/shared/config"
+	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/session"
 	"github.com/carqueue/carqueue/shared/ticket"
 	"github.com/tencentyun/scf-go-lib/events"
 )
@@ -125,5 +128,16 @@ func TestRedisDown(t *testing.T) {
 	_ = json.Unmarshal([]byte(resp.Body), &e)
 	if resp.StatusCode != 503 || e.Code != 5030 || resp.Headers["Retry-After"] == "" {
 		t.Fatalf("%d %s", resp.StatusCode, resp.Body)
+	}
+}
+
+// TestConfigConstantsMatchThePackages: shared/config stays free of the domain packages, so it
+// repeats two of their numbers in its limits and timing rules; this keeps them equal.
+func TestConfigConstantsMatchThePackages(t *testing.T) {
+	if config.WrapUp != session.BookkeepingTimeout {
+		t.Errorf("config.WrapUp = %v, session.BookkeepingTimeout = %v", config.WrapUp, session.BookkeepingTimeout)
+	}
+	if config.MaxBatch != queue.MaxBatch {
+		t.Errorf("config.MaxBatch = %d, queue.MaxBatch = %d", config.MaxBatch, queue.MaxBatch)
 	}
 }

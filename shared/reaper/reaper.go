@@ -18,9 +18,6 @@ import (
 	"github.com/carqueue/carqueue/shared/session"
 )
 
-// bookkeepingTimeout bounds queue updates made after the run's context ended.
-const bookkeepingTimeout = 5 * time.Second
-
 // Queue is what a run needs of the queue: its lease, the sweep, the releasing list and the
 // claims. *queue.Queue satisfies it.
 type Queue interface {
@@ -116,7 +113,7 @@ func (r *Reaper) Run(ctx context.Context) (Report, error) {
 		return rep, nil
 	}
 	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), session.BookkeepingTimeout)
 		defer cancel()
 		if err := lease.Release(rctx); err != nil {
 			r.opts.Logger.Warn("reaper lease not released; it will expire", "err", err)

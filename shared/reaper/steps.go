@@ -123,7 +123,7 @@ func (r *Reaper) admit(ctx context.Context, t *tally) error {
 
 // giveBack returns an untried claim to the front.
 func (r *Reaper) giveBack(ctx context.Context, t *tally, c queue.Claim) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), session.BookkeepingTimeout)
 	defer cancel()
 	if err := r.q.Requeue(ctx, c); err != nil {
 		// The claim lease will return the user anyway.

@@ -79,10 +79,11 @@ type Options struct {
 // that came without one); CAR requires the field.
 const DefaultUserIP = "127.0.0.1"
 
-// bookkeepingTimeout bounds the queue calls made after CAR answered. They run even when the
+// BookkeepingTimeout bounds the queue calls made after CAR answered. They run even when the
 // caller's context is done, because CAR's state has changed and the queue must learn it; if
-// they fail anyway, the claim lease returns the user to the front.
-const bookkeepingTimeout = 5 * time.Second
+// they fail anyway, the claim lease returns the user to the front. The reaper gives its own
+// wrap-up the same time, and shared/config's timing rules count on it (config.WrapUp).
+const BookkeepingTimeout = 5 * time.Second
 
 // Service runs the use cases of one queue. It is safe for concurrent use.
 type Service struct {
@@ -136,5 +137,5 @@ func New(q Queue, c CAR, o Options) (*Service, error) {
 
 // bookkeeping returns a context for queue updates that must happen even if ctx is done.
 func bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+	return context.WithTimeout(context.WithoutCancel(ctx), BookkeepingTimeout)
 }
