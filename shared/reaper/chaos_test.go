@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/carqueue/carqueue/shared/admission"
 	"github.com/carqueue/carqueue/shared/car"
 	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/redistest"
@@ -54,23 +53,23 @@ func TestChaos(t *testing.T) {
 						return
 					}
 					if u.joined { // a leaver comes back once the queue has forgotten its slot
-						if st, err := e.q.Poll(ctx, u.id, ""); err != nil || st.State != queue.StateNone {
+						if st, err := e.q.Poll(ctx, u.id, queue.Client{}); err != nil || st.State != queue.StateNone {
 							return
 						}
 					}
 					u.joined, u.alive, u.stopped, u.silent = true, true, false, false
-					st, err := e.q.Join(ctx, u.id, admission.Pack("198.51.100.7", "cs-"+u.id))
+					st, err := e.q.Join(ctx, u.id, queue.Client{IP: "198.51.100.7", Session: "cs-" + u.id})
 					if err != nil {
 						t.Errorf("join %s: %v", u.id, err)
 						return
 					}
 					if st.Position == 1 { // /start admits at once when it can
 						if c, ok, err := e.q.ClaimUser(ctx, u.id); err == nil && ok {
-							_, _, _ = e.a.Admit(ctx, c)
+							_, _ = e.s.Admit(ctx, c)
 						}
 					}
 				default:
-					st, err := e.q.Poll(ctx, u.id, "")
+					st, err := e.q.Poll(ctx, u.id, queue.Client{})
 					if err != nil {
 						t.Errorf("poll %s: %v", u.id, err)
 						return
@@ -89,7 +88,7 @@ func TestChaos(t *testing.T) {
 							t.Errorf("stop %s: %v", u.id, err)
 						}
 						if before.Holds() {
-							_ = e.a.Release(ctx, u.id) // may fail: the reaper retries
+							_ = e.s.Release(ctx, u.id) // may fail: the reaper retries
 						}
 					case roll%200 == 2 || (holding && roll%40 == 7): // the tab closes
 						u.alive, u.silent = false, true

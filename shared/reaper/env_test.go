@@ -6,21 +6,36 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/carqueue/carqueue/local/caremu"
 	"github.com/carqueue/carqueue/local/caremu/caremutest"
-	"github.com/carqueue/carqueue/shared/admission"
 	"github.com/carqueue/carqueue/shared/car"
 	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/session"
 	"github.com/carqueue/carqueue/shared/testkit"
 	"github.com/redis/go-redis/v9"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewJSONHandler(io.Discard, nil)) }
 
+// The settings every test runs with unless it says otherwise. Nothing has a default any more,
+// so they are spelled out here; the timeouts the tests step the clock past are these.
+const (
+	testIdleTimeout = 60 * time.Second // QUEUE_IDLE_TIMEOUT
+	testClaimLease  = 30 * time.Second // CLAIM_LEASE
+	testLockTTL     = 30 * time.Second // CAR_LOCK_TTL
+	testReaperLease = 50 * time.Second // REAPER_LEASE
+)
+
+// testOptions are the reaper settings of the tests (shared/config's defaults).
+func testOptions() Options {
+	return Options{Batch: 50, Lease: testReaperLease, Parallel: 8, MaxReapBatches: 200}
+}
+
 // env is a queue on one Redis backend, a CAR emulator over HTTP, the real CAR client signed
-// with the emulator's local credentials, and an admitter and reaper over them.
+// with the emulator's local credentials, and a session service and reaper over them.
 type env struct {
 	t        *testing.T
 	b        redistest.Backend
@@ -29,14 +44,13 @@ type env struct {
 	emu      *caremu.Emulator
 	car      *car.Client
 	q        *queue.Queue
-	a        *admission.Admitter
+	s        *session.Service
 	r        *Reaper
 	capacity int
 }
 
 type envOpts struct {
 	capacity, slots int
-	reaper          Options
 }
 
 func newEnv(t *testing.T, b redistest.Backend, o envOpts) *env {
@@ -46,32 +60,69 @@ func newEnv(t *testing.T, b redistest.Backend, o envOpts) *env {
 	cc := caremutest.Client(t, srv, car.Config{})
 	e := &env{t: t, b: b, id: redistest.Prefix(t, b.Client), clk: clk, emu: emu, car: cc, capacity: o.capacity}
 	e.q = e.newQueue(b.Client)
-	e.a = &admission.Admitter{Queue: e.q, CAR: cc, Logger: quiet()}
-	ro := o.reaper
-	ro.Now, ro.Logger = clk.Now, quiet()
-	e.r = New(b.Client, e.id, e.q, e.a, ro)
+	e.s = e.newSessions(e.q, cc)
+	e.r = e.newReaper(e.q, e.s, nil)
 	return e
 }
 
-func (e *env) newQueue(rdb *redis.Client) *queue.Queue {
-	q, err := queue.New(rdb, queue.Options{QueueID: e.id, Capacity: e.capacity, Now: e.clk.Now})
+func (e *env) newQueue(rdb queue.Scripter) *queue.Queue {
+	e.t.Helper()
+	q, err := queue.New(rdb, queue.Options{
+		QueueID: e.id, Capacity: e.capacity,
+		QueueIdleTimeout: testIdleTimeout, HeartbeatTimeout: 60 * time.Second, ReadyTimeout: 60 * time.Second,
+		ClaimLease: testClaimLease, GoneRetention: 10 * time.Minute, RateWindow: 5 * time.Minute,
+		Now: e.clk.Now,
+	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return q
 }
 
-// reaperWith builds another reaper on the same queue id with its own Redis client and CAR.
-func (e *env) reaperWith(rdb *redis.Client, c admission.CAR, opts Options) *Reaper {
-	q := e.newQueue(rdb)
-	opts.Now, opts.Logger = e.clk.Now, quiet()
-	return New(rdb, e.id, q, &admission.Admitter{Queue: q, CAR: c, Logger: quiet()}, opts)
+func (e *env) newSessions(q *queue.Queue, c session.CAR) *session.Service {
+	e.t.Helper()
+	s, err := session.New(q, c, session.Options{
+		LockTTL: testLockTTL, CARBudget: testLockTTL * 5 / 6,
+		HeartbeatInterval: 15 * time.Second, HeartbeatTimeout: 60 * time.Second,
+		PollMin: time.Second, PollMax: 25 * time.Second,
+		Logger: quiet(), Now: e.clk.Now, Jitter: func() float64 { return 0.5 },
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
 }
+
+// newReaper builds a reaper with testOptions, changed by tune when non-nil.
+func (e *env) newReaper(q Queue, s Sessions, tune func(*Options)) *Reaper {
+	e.t.Helper()
+	o := testOptions()
+	if tune != nil {
+		tune(&o)
+	}
+	o.Now, o.Logger = e.clk.Now, quiet()
+	r, err := New(q, s, o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// reaperWith builds another reaper on the same queue id with its own Redis client and CAR.
+func (e *env) reaperWith(rdb *redis.Client, c session.CAR, tune func(*Options)) *Reaper {
+	e.t.Helper()
+	q := e.newQueue(rdb)
+	return e.newReaper(q, e.newSessions(q, c), tune)
+}
+
+func parallelism(n int) func(*Options) { return func(o *Options) { o.Parallel = n } }
+
+func client(u string) queue.Client { return queue.Client{IP: "198.51.100.1", Session: "cs-" + u} }
 
 func (e *env) join(users ...string) {
 	e.t.Helper()
 	for _, u := range users {
-		if _, err := e.q.Join(context.Background(), u, admission.Pack("198.51.100.1", "cs-"+u)); err != nil {
+		if _, err := e.q.Join(context.Background(), u, client(u)); err != nil {
 			e.t.Fatalf("join %s: %v", u, err)
 		}
 	}
@@ -89,7 +140,7 @@ func (e *env) run() Report {
 
 func (e *env) status(u string) queue.Status {
 	e.t.Helper()
-	st, err := e.q.Poll(context.Background(), u, "")
+	st, err := e.q.Poll(context.Background(), u, queue.Client{})
 	if err != nil {
 		e.t.Fatalf("poll %s: %v", u, err)
 	}
@@ -111,23 +162,26 @@ func (e *env) checkInvariants() {
 // after a caller died holding it.
 func (e *env) expireUserLock(u string) {
 	e.t.Helper()
-	e.b.Client.Del(context.Background(), "cq:{"+e.id+"}:lock:"+u)
+	if err := e.b.Client.Del(context.Background(), e.q.KeyPrefix()+"lock:"+u).Err(); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
-// countingCAR wraps a CAR and counts calls per action and user.
+// countingCAR passes every call to next and counts calls per action and user.
 type countingCAR struct {
-	admission.CAR
+	next  session.CAR
 	mu    sync.Mutex
-	calls map[string]int // "Action/user"
+	calls map[string]int // "Action/user", and "Action" in all
 }
 
-func (c *countingCAR) add(k string) {
+func (c *countingCAR) add(action, user string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.calls == nil {
 		c.calls = map[string]int{}
 	}
-	c.calls[k]++
+	c.calls[action+"/"+user]++
+	c.calls[action]++
 }
 
 func (c *countingCAR) count(k string) int {
@@ -137,17 +191,16 @@ func (c *countingCAR) count(k string) int {
 }
 
 func (c *countingCAR) ApplyConcurrent(ctx context.Context, in car.ApplyConcurrentInput) error {
-	c.add("ApplyConcurrent/" + in.UserID)
-	c.add("ApplyConcurrent")
-	return c.CAR.ApplyConcurrent(ctx, in)
+	c.add("ApplyConcurrent", in.UserID)
+	return c.next.ApplyConcurrent(ctx, in)
 }
 
 func (c *countingCAR) CreateSession(ctx context.Context, in car.CreateSessionInput) (string, error) {
-	c.add("CreateSession/" + in.UserID)
-	return c.CAR.CreateSession(ctx, in)
+	c.add("CreateSession", in.UserID)
+	return c.next.CreateSession(ctx, in)
 }
 
 func (c *countingCAR) DestroySession(ctx context.Context, u string) error {
-	c.add("DestroySession/" + u)
-	return c.CAR.DestroySession(ctx, u)
+	c.add("DestroySession", u)
+	return c.next.DestroySession(ctx, u)
 }
