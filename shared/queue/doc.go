@@ -41,6 +41,8 @@
 //	Active       heartbeat                           Active, deadline moved on      Heartbeat (heartbeat)     session
 //	Ready        ready deadline passed               Releasing, never_started       Reap (reap)               reaper
 //	Active       heartbeat deadline passed           Releasing, heartbeat_timeout   Reap (reap)               reaper
+//	Ready        late return, ready deadline passed  Releasing, never_started       Expire (expire)           session
+//	Active       late return, deadline passed        Releasing, heartbeat_timeout   Expire (expire)           session
 //	Queued       unseen for QueueIdleTimeout         None, idle                     Reap (reap)               reaper
 //	Queued       stop                                None, stopped                  Stop (stop)               session
 //	Adm/Rdy/Act  stop                                Releasing, stopped             Stop (stop)               session

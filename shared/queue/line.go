@@ -48,6 +48,23 @@ end
 return gone_status(u, now)
 `)
 
+// expireScript ends a holder whose reconnect window has passed before Reap got to it, with
+// the reason Reap would give: Ready past its ready deadline never_started, Active past its
+// heartbeat deadline heartbeat_timeout. Anyone else is left alone, so a late /start can end
+// only a session that is really over, never one a concurrent call of the same user is
+// re-attaching (Admitting) or has just re-attached (a fresh deadline).
+// ARGV: user, now. Reply: 1 when it moved the user to Releasing, else 0.
+var expireScript = newScript("expire", `
+local u, now = ARGV[1], tonumber(ARGV[2])
+local st = holder_state(u)
+local reason
+if st == 'Ready' then reason = 'never_started' elseif st == 'Active' then reason = 'heartbeat_timeout' else return 0 end
+local d = redis.call('ZSCORE', state_zset(st), u)
+if d and tonumber(d) > now then return 0 end
+to_releasing(u, st, reason, now)
+return 1
+`)
+
 // stopScript removes a queued user (gone, stopped) or moves a holder to Releasing.
 // ARGV: user, now, goneRetention. Reply: the state before.
 var stopScript = newScript("stop", `
@@ -95,6 +112,21 @@ func (q *Queue) statusCall(ctx context.Context, sc *script, userID string, c Cli
 		return Status{}, fmt.Errorf("%s %s: %w", sc.name, userID, err)
 	}
 	return st, nil
+}
+
+// Expire ends a holder (Ready or Active) whose deadline has passed, as Reap would, and
+// reports whether it did. It is what a late return calls instead of Stop: between its failed
+// Reattach and this call a concurrent call of the same user may have re-attached, and then
+// nothing must end. The user is Releasing afterwards (its CAR session still to destroy).
+func (q *Queue) Expire(ctx context.Context, userID string) (bool, error) {
+	if err := checkUser(userID); err != nil {
+		return false, fmt.Errorf("expire: %w", err)
+	}
+	v, err := q.run(ctx, expireScript, userID, q.nowMS())
+	if err != nil {
+		return false, fmt.Errorf("expire %s: %w", userID, err)
+	}
+	return replyInt(v) == 1, nil
 }
 
 // Stop removes a queued user at once, or moves a holder to Releasing (it keeps its slot until

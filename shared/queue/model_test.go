@@ -257,6 +257,20 @@ func (m *model) reattach(u string, c Client) bool {
 	return true
 }
 
+// expire ends a Ready or Active user past its deadline, with the reason Reap would give.
+func (m *model) expire(u string) bool {
+	x, ok := m.users[u]
+	if !ok || (x.state != StateReady && x.state != StateActive) || x.deadline > m.now {
+		return false
+	}
+	reason := ReasonHeartbeatTimeout
+	if x.state == StateReady {
+		reason = ReasonNeverStarted
+	}
+	m.toReleasing(x, reason)
+	return true
+}
+
 // due lists the users in state whose key is <= limit, ordered as ZRANGEBYSCORE orders them.
 func (m *model) due(state State, key func(*mUser) int64, limit int64, batch int) []string {
 	var out []string
@@ -475,6 +489,12 @@ func TestModel(t *testing.T) {
 						got, err := q.Heartbeat(bg, u)
 						errIs("heartbeat", err, nil)
 						check("heartbeat "+u, got, m.heartbeat(u))
+					},
+					"expire": func(rt *rapid.T) {
+						u := rapid.SampledFrom(users).Draw(rt, "u")
+						got, err := q.Expire(bg, u)
+						errIs("expire", err, nil)
+						check("expire "+u, got, m.expire(u))
 					},
 					"stop": func(rt *rapid.T) {
 						u := rapid.SampledFrom(users).Draw(rt, "u")
