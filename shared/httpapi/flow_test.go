@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -466,6 +467,67 @@ func TestHeartbeatWhileQueued(t *testing.T) {
 		}
 		if a := e.poll("c"); a.Data.Status != StatusQueued || a.Data.Position != 2 {
 			t.Fatalf("c lost its place: %+v", a.Data)
+		}
+	})
+}
+
+// TestConcurrentCallsOfOneUserKeepItsSlot: any mix of concurrent /start, /reconnect, /poll and
+// /heartbeat of one holder leaves it holding its own slot: nobody answers Expired, CAR keeps
+// exactly its one session, and the user waiting behind it is still waiting. (A /start whose
+// Reattach lost the race to a concurrent re-attach used to take the holder for a late
+// returner and stop it: the session was destroyed and the user queued behind the one who
+// had waited behind it.)
+func TestConcurrentCallsOfOneUserKeepItsSlot(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		for round := 0; round < 3; round++ {
+			e := newEnv(t, b, envOpts{capacity: 1})
+			want(t, e.start("a", "cs-0"), 200, 0, StatusReady)
+			want(t, e.heartbeat("a"), 200, 0, StatusActive)
+			want(t, e.start("b", "cs"), 200, 0, StatusQueued)
+
+			const callers = 24
+			answers := make([]answer, callers)
+			var wg sync.WaitGroup
+			for i := range callers {
+				wg.Go(func() {
+					cs := fmt.Sprintf("cs-%d-%d", round, i)
+					switch i % 4 {
+					case 0:
+						answers[i] = e.start("a", cs)
+					case 1:
+						answers[i] = e.reconnect("a", cs)
+					case 2:
+						answers[i] = e.poll("a")
+					default:
+						answers[i] = e.heartbeat("a")
+					}
+				})
+			}
+			wg.Wait()
+			for i, a := range answers {
+				if a.Data.Status == StatusExpired || a.Data.Status == StatusQueued {
+					t.Fatalf("round %d call %d: a holder was told %q (%+v)", round, i, a.Data.Status, a.Data)
+				}
+				if a.Status != 200 && a.Status != 503 {
+					t.Fatalf("round %d call %d: HTTP %d %q", round, i, a.Status, a.Env.Msg)
+				}
+			}
+			// Once quiet, a still holds its slot (Ready after the last re-attach, or Active),
+			// CAR has its one session, and b waits at the head.
+			st, err := e.q.Poll(context.Background(), "a", queue.Client{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !st.State.Holds() || st.State == queue.StateReleasing {
+				t.Fatalf("round %d: a is %s after concurrent calls", round, st.State)
+			}
+			if s := e.emu.State(); !slices.Equal(s.Sessions, []string{"a"}) && !slices.Equal(s.Locked, []string{"a"}) {
+				t.Fatalf("round %d: CAR holds %+v, want a's one slot", round, s)
+			}
+			if a := e.poll("b"); a.Data.Status != StatusQueued || a.Data.Position != 1 {
+				t.Fatalf("round %d: b lost its place: %+v", round, a.Data)
+			}
+			e.checkCapacity(1)
 		}
 	})
 }

@@ -27,6 +27,7 @@ type Line interface {
 	ClaimUser(ctx context.Context, userID string) (queue.Claim, bool, error)
 	Reattach(ctx context.Context, userID string, c queue.Client) (queue.Claim, bool, error)
 	Heartbeat(ctx context.Context, userID string) (queue.Status, error)
+	Expire(ctx context.Context, userID string) (bool, error)
 	Stop(ctx context.Context, userID string) (queue.State, error)
 	Stats(ctx context.Context) (queue.Stats, error)
 }

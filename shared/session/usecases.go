@@ -67,12 +67,25 @@ func (s *Service) Start(ctx context.Context, userID string, c queue.Client) (Vie
 		if ok {
 			return s.admitNow(ctx, claim)
 		}
-		// Past the reconnect window but not reaped yet: the old session is as good as
-		// expired, and its ServerSession is useless to the new ClientSession. End it now and
-		// join afresh, as the contract says a late return behaves.
-		if _, err := s.line.Stop(ctx, userID); err != nil {
-			return View{}, fmt.Errorf("stop expired holder: %w", err)
+		// No reattach: either the user is past its reconnect window and the reaper has not
+		// reached it yet, or a concurrent call of the same user has just moved it (it is
+		// re-attaching, or has re-attached). Expire ends the first case only, atomically; in
+		// the second the user keeps its slot and is told where it stands.
+		expired, err := s.line.Expire(ctx, userID)
+		if err != nil {
+			return View{}, err
 		}
+		if !expired {
+			if st, err = s.line.Poll(ctx, userID, queue.Client{}); err != nil {
+				return View{}, err
+			}
+			v := s.view(ctx, st)
+			v.Note = "concurrent call holds the slot"
+			return v, nil
+		}
+		// The old session is over, and its ServerSession is useless to the new
+		// ClientSession: release it and join afresh, as the contract says a late return
+		// behaves.
 		note = "expired holder restarted"
 		if st, err = s.joinReleased(ctx, userID, c); err != nil {
 			return View{}, err
