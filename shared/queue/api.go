@@ -96,10 +96,13 @@ type ReapResult struct {
 // Stats are the counts /stats reports.
 type Stats struct {
 	Queued, Admitting, Ready, Active, Releasing int64
-	Capacity                                    int64
-	AdmittedTotal                               int64
-	ReapedTotal                                 int64
-	ReapedByReason                              map[Reason]int64
+	// ReleasesRetrying counts the Releasing users whose DestroySession failed and who wait
+	// for their next attempt (RetryRelease).
+	ReleasesRetrying int64
+	Capacity         int64
+	AdmittedTotal    int64
+	ReapedTotal      int64
+	ReapedByReason   map[Reason]int64
 	// AdmissionsPerMinute counts the admissions of the last RateWindow over the span actually
 	// observed (from the oldest of them to now, at least RateWindow/30), so a fresh system
 	// whose slots turn over in seconds does not report a rate diluted by minutes it never saw;

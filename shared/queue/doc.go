@@ -48,13 +48,15 @@
 //	Adm/Rdy/Act  stop                                Releasing, stopped             Stop (stop)               session
 //	Releasing    stop                                unchanged                      Stop (stop)               session
 //	Releasing    CAR destroyed the session           None, its reason               Released (released)       session
+//	Releasing    DestroySession failed               Releasing, next attempt later  RetryRelease (retry_release) session
 //	None, gone   GoneRetention passed                None, reason forgotten         Reap (reap)               reaper
 //
 // A claim is current while the user is Admitting under its token; a lease that ran out still
 // lets MarkReady finish until Reap returns the user. A reattach keeps the user's slot and, if
 // it fails, its previous state and deadline, because its earlier CAR session may still run.
 //
-// Scripts that change no state: releasing (Releasing, by the reaper, to retry DestroySession),
+// Scripts that change no state: releasing (Releasing, by the reaper, to retry DestroySession
+// once due),
 // stats (Stats, by the session service for /stats and ETAs), dump (CheckInvariants, tests
 // only). Outside the user's states: lock and unlock (LockUser, by the session service: one CAR
 // call at a time per user) and take_lease and release_lease (TakeLease and Lease.Release, by

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // heartbeatScript: Ready → Active, Active stays; both get a fresh heartbeat deadline. Other
@@ -30,9 +31,23 @@ if r then return {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', '', ''} end
 return gone_status(u, now)
 `)
 
-// releasingScript lists the oldest Releasing users. ARGV: max. Reply: users.
+// releasingScript lists the Releasing users whose next attempt is due, the longest due
+// first. ARGV: now, max. Reply: users.
 var releasingScript = newScript("releasing", `
-return redis.call('ZRANGE', K_REL, 0, tonumber(ARGV[1]) - 1)
+return redis.call('ZRANGEBYSCORE', K_REL, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+`)
+
+// retryReleaseScript puts off the next DestroySession attempt for a Releasing user whose
+// attempt failed: min(base × 2^(failures-1), cap) from now. ARGV: user, now, baseMs, capMs.
+// Reply: the failures so far, or 0 if the user is not Releasing.
+var retryReleaseScript = newScript("retry_release", `
+local u, now, base, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if holder_state(u) ~= 'Releasing' then return 0 end
+local n = redis.call('HINCRBY', K_HOLD, 'a:' .. u, 1)
+local wait = base * 2 ^ math.min(n - 1, 30)
+if wait > cap then wait = cap end
+redis.call('ZADD', K_REL, 'XX', now + wait, u)
+return n
 `)
 
 // releasedScript frees the slot of a Releasing user; it is remembered as gone with the reason
@@ -70,8 +85,9 @@ func (q *Queue) Heartbeat(ctx context.Context, userID string) (Status, error) {
 	return st, nil
 }
 
-// Releasing lists up to max users waiting for DestroySession, oldest first, so that the
-// reaper retries them and a failing DestroySession does not starve the others for long.
+// Releasing lists up to max users waiting for DestroySession whose attempt is due, the
+// longest due first: a user who just started releasing is due at once, one whose attempt
+// failed when RetryRelease said. So the reaper retries them without hammering a failing CAR.
 func (q *Queue) Releasing(ctx context.Context, max int) ([]string, error) {
 	if max <= 0 {
 		return nil, nil
@@ -79,7 +95,7 @@ func (q *Queue) Releasing(ctx context.Context, max int) ([]string, error) {
 	if max > MaxBatch {
 		return nil, fmt.Errorf("releasing: max %d must be at most %d: %w", max, MaxBatch, ErrInvalid)
 	}
-	v, err := q.run(ctx, releasingScript, max)
+	v, err := q.run(ctx, releasingScript, q.nowMS(), max)
 	var a []any
 	if err == nil {
 		a, err = replySlice(v, 0)
@@ -92,6 +108,24 @@ func (q *Queue) Releasing(ctx context.Context, max int) ([]string, error) {
 		out[i] = replyString(u)
 	}
 	return out, nil
+}
+
+// RetryRelease records a failed DestroySession attempt for a Releasing user and puts off the
+// next one: base after the first failure, doubling with each further one, at most max. It
+// returns the failures so far; ok is false when the user is not Releasing (any more).
+func (q *Queue) RetryRelease(ctx context.Context, userID string, base, max time.Duration) (failures int, ok bool, err error) {
+	if err := checkUser(userID); err != nil {
+		return 0, false, fmt.Errorf("retry release: %w", err)
+	}
+	if base < time.Millisecond || max < base {
+		return 0, false, fmt.Errorf("retry release %s: backoff %v..%v must be >= 1ms and ordered: %w", userID, base, max, ErrInvalid)
+	}
+	v, err := q.run(ctx, retryReleaseScript, userID, q.nowMS(), ms(base), ms(max))
+	if err != nil {
+		return 0, false, fmt.Errorf("retry release %s: %w", userID, err)
+	}
+	n := int(replyInt(v))
+	return n, n > 0, nil
 }
 
 // Released frees the slot of a Releasing user once CAR confirmed its session destroyed; the

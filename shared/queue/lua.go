@@ -31,7 +31,7 @@ local function state_zset(st)
 end`},
 	{"drop_holder", `
 local function drop_holder(u)
-  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u)
+  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u)
 end`},
 	{"set_gone", `
 local function set_gone(u, reason, now, retention)

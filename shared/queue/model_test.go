@@ -42,10 +42,11 @@ type mUser struct {
 	lastSeen     int64 // Queued
 	client       Client
 	tok, ss      string
-	deadline     int64 // Admitting: lease expiry; Ready: ready deadline; Active: heartbeat deadline; Releasing: start
+	deadline     int64 // Admitting: lease expiry; Ready: ready deadline; Active: heartbeat deadline; Releasing: next attempt due
 	prev         State // Admitting by reattach: state to return to
 	prevDeadline int64
 	reason       Reason // Releasing
+	failures     int    // Releasing: DestroySession attempts that failed (RetryRelease)
 }
 
 type mGone struct {
@@ -111,7 +112,7 @@ func (m *model) setGone(u string, r Reason) {
 }
 
 func (m *model) toReleasing(x *mUser, r Reason) {
-	x.state, x.reason, x.deadline, x.tok, x.prev = StateReleasing, r, m.now, "", ""
+	x.state, x.reason, x.deadline, x.tok, x.prev, x.failures = StateReleasing, r, m.now, "", "", 0
 	m.left[r]++
 }
 
@@ -317,7 +318,19 @@ func (m *model) reap(batch int) ReapResult {
 }
 
 func (m *model) releasing(max int) []string {
-	return m.due(StateReleasing, func(x *mUser) int64 { return x.deadline }, 1<<62, max)
+	return m.due(StateReleasing, func(x *mUser) int64 { return x.deadline }, m.now, max)
+}
+
+// retryRelease puts off a Releasing user's next attempt: base × 2^(failures-1), at most max.
+func (m *model) retryRelease(u string, base, max time.Duration) int {
+	x, ok := m.users[u]
+	if !ok || x.state != StateReleasing {
+		return 0
+	}
+	x.failures++
+	wait := min(ms(base)<<min(x.failures-1, 30), ms(max))
+	x.deadline = m.now + wait
+	return x.failures
 }
 
 func (m *model) released(u string) error {
@@ -343,6 +356,9 @@ func (m *model) stats() Stats {
 			s.Active++
 		case StateReleasing:
 			s.Releasing++
+			if x.deadline > m.now {
+				s.ReleasesRetrying++
+			}
 		}
 	}
 	for _, r := range Reasons {
@@ -495,6 +511,16 @@ func TestModel(t *testing.T) {
 						got, err := q.Expire(bg, u)
 						errIs("expire", err, nil)
 						check("expire "+u, got, m.expire(u))
+					},
+					"retryRelease": func(rt *rapid.T) {
+						u := rapid.SampledFrom(users).Draw(rt, "u")
+						base := time.Duration(rapid.IntRange(1, 3).Draw(rt, "base")) * time.Second
+						max := base * time.Duration(rapid.IntRange(1, 8).Draw(rt, "cap"))
+						n, ok, err := q.RetryRelease(bg, u, base, max)
+						errIs("retry release", err, nil)
+						want := m.retryRelease(u, base, max)
+						check("retry release "+u, n, want)
+						check("retry release ok "+u, ok, want > 0)
 					},
 					"stop": func(rt *rapid.T) {
 						u := rapid.SampledFrom(users).Draw(rt, "u")

@@ -7,15 +7,15 @@ import (
 )
 
 // statsScript reads every counter in one round trip.
-// ARGV: rateFrom (admissions after this time count). Reply: {queued, admitting, ready, active,
-// releasing, recentAdmissions, oldestRecentAdmission (ms; empty when none), field, value, ...}
-// (fields of the counters hash).
+// ARGV: rateFrom (admissions after this time count), now. Reply: {queued, admitting, ready,
+// active, releasing, recentAdmissions, oldestRecentAdmission (ms; empty when none),
+// releasesRetrying, field, value, ...} (fields of the counters hash).
 var statsScript = newScript("stats", `
 local from = '(' .. ARGV[1]
 local oldest = redis.call('ZRANGEBYSCORE', K_RATE, from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 local out = {redis.call('ZCARD', K_LINE), redis.call('ZCARD', K_LEASE), redis.call('ZCARD', K_RDY),
   redis.call('ZCARD', K_ACT), redis.call('ZCARD', K_REL), redis.call('ZCOUNT', K_RATE, from, '+inf'),
-  oldest[2] or ''}
+  oldest[2] or '', redis.call('ZCOUNT', K_REL, '(' .. ARGV[2], '+inf')}
 for _, x in ipairs(redis.call('HGETALL', K_CNT)) do out[#out + 1] = x end
 return out
 `)
@@ -30,17 +30,18 @@ var reaperReasons = []Reason{ReasonIdle, ReasonHeartbeatTimeout, ReasonNeverStar
 // count users who came from the line.
 func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	now := q.nowMS()
-	v, err := q.run(ctx, statsScript, now-ms(q.opts.RateWindow))
+	v, err := q.run(ctx, statsScript, now-ms(q.opts.RateWindow), now)
 	var a []any
 	if err == nil {
-		a, err = replySlice(v, 7)
+		a, err = replySlice(v, 8)
 	}
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats: %w", err)
 	}
 	s := Stats{
 		Queued: replyInt(a[0]), Admitting: replyInt(a[1]), Ready: replyInt(a[2]), Active: replyInt(a[3]),
-		Releasing: replyInt(a[4]), Capacity: int64(q.opts.Capacity), ReapedByReason: map[Reason]int64{},
+		Releasing: replyInt(a[4]), ReleasesRetrying: replyInt(a[7]), Capacity: int64(q.opts.Capacity),
+		ReapedByReason: map[Reason]int64{},
 	}
 	if n := replyInt(a[5]); n > 0 {
 		oldest, err := strconv.ParseFloat(replyString(a[6]), 64)
@@ -52,7 +53,7 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	for _, r := range Reasons {
 		s.ReapedByReason[r] = 0
 	}
-	for i := 7; i+1 < len(a); i += 2 {
+	for i := 8; i+1 < len(a); i += 2 {
 		f, n := replyString(a[i]), replyInt(a[i+1])
 		switch {
 		case f == "admitted":

@@ -18,7 +18,7 @@ local function state_zset(st)
   return nil
 end
 local function drop_holder(u)
-  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u)
+  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u)
 end
 local function count_left(reason)
   redis.call('HINCRBY', K_CNT, 'left:' .. reason, 1)

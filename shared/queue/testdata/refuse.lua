@@ -19,7 +19,7 @@ local function state_zset(st)
   return nil
 end
 local function drop_holder(u)
-  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u)
+  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u)
 end
 local function set_gone(u, reason, now, retention)
   redis.call('ZADD', K_GONE, now + retention, u)

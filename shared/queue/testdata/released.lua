@@ -8,7 +8,7 @@ local function holder_state(u)
   return redis.call('HGET', K_HOLD, 's:' .. u)
 end
 local function drop_holder(u)
-  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u)
+  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u)
 end
 local function set_gone(u, reason, now, retention)
   redis.call('ZADD', K_GONE, now + retention, u)

@@ -1,3 +1,3 @@
 local K_REL = KEYS[1]
 
-return redis.call('ZRANGE', K_REL, 0, tonumber(ARGV[1]) - 1)
+return redis.call('ZRANGEBYSCORE', K_REL, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))

@@ -17,7 +17,7 @@ local function state_zset(st)
   return nil
 end
 local function drop_holder(u)
-  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u)
+  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u)
 end
 local function unclaim(u, now)
   redis.call('ZREM', K_LEASE, u)

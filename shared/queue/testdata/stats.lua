@@ -10,6 +10,6 @@ local from = '(' .. ARGV[1]
 local oldest = redis.call('ZRANGEBYSCORE', K_RATE, from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 local out = {redis.call('ZCARD', K_LINE), redis.call('ZCARD', K_LEASE), redis.call('ZCARD', K_RDY),
   redis.call('ZCARD', K_ACT), redis.call('ZCARD', K_REL), redis.call('ZCOUNT', K_RATE, from, '+inf'),
-  oldest[2] or ''}
+  oldest[2] or '', redis.call('ZCOUNT', K_REL, '(' .. ARGV[2], '+inf')}
 for _, x in ipairs(redis.call('HGETALL', K_CNT)) do out[#out + 1] = x end
 return out
