@@ -99,7 +99,8 @@ func assemble(cfg config.Config, getenv func(string) string, rdb redis.Universal
 		return nil, err // the constructor names itself
 	}
 	svc, err := session.New(q, cc, session.Options{
-		LockTTL: cfg.CARLockTTL, CARBudget: cfg.CARBudget, RunMode: cfg.CARRunMode,
+		LockTTL: cfg.CARLockTTL, CARBudget: cfg.CARBudget, RunMode: cfg.CARRunMode, StopWait: cfg.StopReleaseWait,
+		ReleaseRetryMin: cfg.ReleaseRetryMin, ReleaseRetryMax: cfg.ReleaseRetryMax,
 		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTimeout: cfg.HeartbeatTimeout,
 		PollMin: cfg.PollMinInterval, PollMax: cfg.PollMaxInterval, Logger: logger,
 	})

@@ -57,9 +57,12 @@ type Config struct {
 
 	ReaperBatch      int
 	ReaperMaxBatches int
-	ReaperLease      time.Duration
-	ReaperMaxAdmit   int
-	ReaperParallel   int
+
+	StopReleaseWait                  time.Duration
+	ReleaseRetryMin, ReleaseRetryMax time.Duration
+	ReaperLease                      time.Duration
+	ReaperMaxAdmit                   int
+	ReaperParallel                   int
 
 	TicketSecret         string
 	TicketSecretPrevious string
@@ -110,6 +113,10 @@ func FromEnv(getenv func(string) string, local bool) (Config, error) {
 	c.ClaimLease = r.duration("CLAIM_LEASE", time.Second)
 	c.GoneRetention = r.duration("GONE_RETENTION", time.Second)
 	c.RateWindow = r.duration("RATE_WINDOW", time.Second)
+
+	c.StopReleaseWait = r.duration("STOP_RELEASE_WAIT", 100*time.Millisecond)
+	c.ReleaseRetryMin = r.duration("RELEASE_RETRY_MIN", 100*time.Millisecond)
+	c.ReleaseRetryMax = r.duration("RELEASE_RETRY_MAX", time.Second)
 
 	c.ReaperBatch = r.intRange("REAPER_BATCH", 1, MaxBatch)
 	c.ReaperMaxBatches = r.intRange("REAPER_MAX_BATCHES", 1, MaxBatch)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"flag"
 	"os"
 	"reflect"
 	"regexp"
@@ -84,6 +85,7 @@ func TestAllVariablesParsed(t *testing.T) {
 		"HEARTBEAT_INTERVAL": "10s", "POLL_MIN_INTERVAL": "2s", "POLL_MAX_INTERVAL": "20s",
 		"CLAIM_LEASE": "25s", "GONE_RETENTION": "5m", "RATE_WINDOW": "10m",
 		"REAPER_BATCH": "50", "REAPER_MAX_BATCHES": "7", "REAPER_LEASE": "40s", "REAPER_MAX_ADMIT": "5", "REAPER_PARALLEL": "4",
+		"STOP_RELEASE_WAIT": "3s", "RELEASE_RETRY_MIN": "2s", "RELEASE_RETRY_MAX": "30s",
 		"TICKET_SECRET_PREVIOUS": "previous-secret-0123", "ADMIN_TOKEN": "tok", "CORS_ORIGIN": "https://a.example",
 		"LOG_LEVEL": "debug",
 	} {
@@ -102,6 +104,7 @@ func TestAllVariablesParsed(t *testing.T) {
 		HeartbeatInterval: 10 * time.Second, PollMinInterval: 2 * time.Second, PollMaxInterval: 20 * time.Second,
 		ClaimLease: 25 * time.Second, GoneRetention: 5 * time.Minute, RateWindow: 10 * time.Minute,
 		ReaperBatch: 50, ReaperMaxBatches: 7, ReaperLease: 40 * time.Second, ReaperMaxAdmit: 5, ReaperParallel: 4,
+		StopReleaseWait: 3 * time.Second, ReleaseRetryMin: 2 * time.Second, ReleaseRetryMax: 30 * time.Second,
 		TicketSecret: "0123456789abcdef0123", TicketSecretPrevious: "previous-secret-0123",
 		AdminToken: "tok", CORSOrigin: "https://a.example", LogLevel: -4,
 	}
@@ -216,6 +219,37 @@ func TestVarsAreExactlyWhatIsRead(t *testing.T) {
 	}
 }
 
+// update rewrites README.md's generated parts (the configuration table and rules) in place.
+var update = flag.Bool("update", false, "rewrite README.md's generated configuration table and rules")
+
+// rewriteREADME replaces the one occurrence of old in README.md with new.
+func rewriteREADME(t *testing.T, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(b), old) != 1 {
+		t.Fatalf("README.md: the generated block to replace is not there exactly once")
+	}
+	if err := os.WriteFile("../../README.md", []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rulesList returns the first run of "- " lines of a section: the generated rules.
+func rulesList(section string) string {
+	var out strings.Builder
+	for _, line := range strings.SplitAfter(section, "\n") {
+		if strings.HasPrefix(line, "- ") {
+			out.WriteString(line)
+		} else if out.Len() > 0 {
+			break
+		}
+	}
+	return out.String()
+}
+
 // readmeSection returns the body of README.md's "## <title>" section.
 func readmeSection(t *testing.T, title string) string {
 	t.Helper()
@@ -251,7 +285,11 @@ func TestREADMETableIsMarkdown(t *testing.T) {
 		table.WriteString(line)
 	}
 	if table.String() != Markdown() {
-		t.Fatalf("README.md's configuration table is stale; replace it with config.Markdown():\n%s", Markdown())
+		if *update {
+			rewriteREADME(t, table.String(), Markdown())
+		} else {
+			t.Fatalf("README.md's configuration table is stale; regenerate it with\n\tgo test ./shared/config -run TestREADME -update")
+		}
 	}
 	// Only the generated table lists the variables: no stray row elsewhere in the section.
 	re := regexp.MustCompile("(?m)^\\| `([A-Z0-9_]+)` \\|")
@@ -265,7 +303,12 @@ func TestREADMETableIsMarkdown(t *testing.T) {
 func TestREADMERules(t *testing.T) {
 	section := readmeSection(t, "Configuration rules")
 	if !strings.Contains(section, RulesMarkdown()) {
-		t.Fatalf("README.md's configuration rules are stale; paste config.RulesMarkdown():\n%s", RulesMarkdown())
+		old := rulesList(section)
+		if *update && old != "" {
+			rewriteREADME(t, old, RulesMarkdown())
+		} else {
+			t.Fatalf("README.md's configuration rules are stale; regenerate them with\n\tgo test ./shared/config -run TestREADME -update")
+		}
 	}
 	// The README says FromEnv checks all but the last two: the timeout rules come last.
 	for i, r := range Rules {

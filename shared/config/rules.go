@@ -155,6 +155,26 @@ var Rules = []Rule{
 		},
 	},
 	{
+		Var: "STOP_RELEASE_WAIT", Other: "CAR_LOCK_TTL",
+		Text: "`STOP_RELEASE_WAIT` ≤ the CAR budget, `CAR_LOCK_TTL`×5/6",
+		Why:  "because the release's DestroySession is cut off at the CAR budget anyway",
+		check: func(f facts) (string, string, bool) {
+			c := f.c
+			return c.StopReleaseWait.String(), fmt.Sprintf("at most the CAR budget, CAR_LOCK_TTL×5/6 (%s)", c.CARBudget),
+				pos(c.StopReleaseWait, c.CARBudget) && c.StopReleaseWait > c.CARBudget
+		},
+	},
+	{
+		Var: "RELEASE_RETRY_MAX", Other: "RELEASE_RETRY_MIN",
+		Text: "`RELEASE_RETRY_MIN` ≤ `RELEASE_RETRY_MAX`",
+		Why:  "so the backoff between DestroySession attempts has a range to grow in",
+		check: func(f facts) (string, string, bool) {
+			c := f.c
+			return c.ReleaseRetryMax.String(), fmt.Sprintf("at least RELEASE_RETRY_MIN (%s)", c.ReleaseRetryMin),
+				pos(c.ReleaseRetryMin, c.ReleaseRetryMax) && c.ReleaseRetryMax < c.ReleaseRetryMin
+		},
+	},
+	{
 		Var: "TICKET_SECRET_PREVIOUS", Other: "TICKET_SECRET",
 		Text: "`TICKET_SECRET_PREVIOUS` ≠ `TICKET_SECRET`",
 		Why:  "so a rotation accepts two different secrets",

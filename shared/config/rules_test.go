@@ -32,6 +32,8 @@ func TestRelations(t *testing.T) {
 		{"CLAIM_LEASE CAR_LOCK_TTL", []string{"CLAIM_LEASE", "20s"}, "CLAIM_LEASE: got 20s, want at least CAR_LOCK_TTL (30s), so a claim outlives its admission"},
 		{"CAR_CALL_TIMEOUT CAR_LOCK_TTL", []string{"CAR_CALL_TIMEOUT", "26s"}, "got 26s, want at most the CAR budget, CAR_LOCK_TTL×5/6 (25s)"},
 		{"REAPER_LEASE CAR_LOCK_TTL", []string{"REAPER_LEASE", "29s"}, "got 29s, want at least CAR_LOCK_TTL (30s), so a reaper run"},
+		{"STOP_RELEASE_WAIT CAR_LOCK_TTL", []string{"STOP_RELEASE_WAIT", "26s"}, "got 26s, want at most the CAR budget, CAR_LOCK_TTL×5/6 (25s)"},
+		{"RELEASE_RETRY_MAX RELEASE_RETRY_MIN", []string{"RELEASE_RETRY_MIN", "10s", "RELEASE_RETRY_MAX", "5s"}, "got 5s, want at least RELEASE_RETRY_MIN (10s), so the backoff"},
 		{"TICKET_SECRET_PREVIOUS TICKET_SECRET", []string{"TICKET_SECRET_PREVIOUS", "0123456789abcdef0123"}, "want a value different from TICKET_SECRET"},
 	}
 	covered := map[string]bool{}

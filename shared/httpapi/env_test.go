@@ -50,6 +50,7 @@ type envOpts struct {
 	slots     int // emulator slots [capacity]
 	carSecret string
 	deps      func(*Deps)
+	stopWait  time.Duration // session.Options.StopWait [2s]
 }
 
 func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
@@ -59,6 +60,9 @@ func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
 	}
 	if o.slots == 0 {
 		o.slots = o.capacity
+	}
+	if o.stopWait == 0 {
+		o.stopWait = 2 * time.Second
 	}
 	if o.carSecret == "" {
 		o.carSecret = caremu.LocalSecretKey
@@ -93,6 +97,7 @@ func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
 		}})
 	e.svc, err = session.New(q, cc, session.Options{
 		LockTTL: 30 * time.Second, CARBudget: 25 * time.Second,
+		StopWait: o.stopWait, ReleaseRetryMin: time.Second, ReleaseRetryMax: time.Minute,
 		HeartbeatInterval: hbTimeout / 4, HeartbeatTimeout: hbTimeout, PollMin: time.Second, PollMax: 30 * time.Second,
 		Logger: e.logger, Now: e.clock.Now, Jitter: func() float64 { return 0.5 },
 	})

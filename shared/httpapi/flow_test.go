@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/carqueue/carqueue/shared/queue"
+	"github.com/carqueue/carqueue/shared/reaper"
 	"github.com/carqueue/carqueue/shared/redistest"
 )
 
@@ -528,6 +529,59 @@ func TestConcurrentCallsOfOneUserKeepItsSlot(t *testing.T) {
 				t.Fatalf("round %d: b lost its place: %+v", round, a.Data)
 			}
 			e.checkCapacity(1)
+		}
+	})
+}
+
+// TestStopWhileCARHangs: /stop does not wait for a CAR that hangs: the departure is recorded
+// first, the release attempt is cut off at STOP_RELEASE_WAIT and left to the reaper, with a
+// backoff, and /stats says one release is pending a retry.
+func TestStopWhileCARHangs(t *testing.T) {
+	e := newEnv(t, redistest.Embedded(t), envOpts{capacity: 1, stopWait: 100 * time.Millisecond})
+	want(t, e.start("a", "cs"), 200, 0, StatusReady)
+	if err := e.emu.SetFaults("DestroySession:latency=1s"); err != nil {
+		t.Fatal(err)
+	}
+	want(t, e.stop("a"), 200, 0, StatusStopped)
+	st := e.stats()
+	if st.Map["Releasing"] != 1.0 || st.Map["ReleasesRetrying"] != 1.0 {
+		t.Fatalf("want a release pending a retry: %v", st.Map)
+	}
+	want(t, e.poll("a"), 200, 0, StatusExpired) // the user has left, whatever CAR does
+}
+
+// TestReleaseBackoff: a DestroySession that keeps failing is retried per user after 1s, 2s,
+// 4s (RELEASE_RETRY_MIN doubling), not at every reaper run; the slot is freed once CAR
+// confirms.
+func TestReleaseBackoff(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		e := newEnv(t, b, envOpts{capacity: 1})
+		want(t, e.start("a", "cs"), 200, 0, StatusReady)
+		e.emu.Script("DestroySession", "InternalError", "InternalError", "InternalError")
+		want(t, e.stop("a"), 200, 0, StatusStopped) // attempt 1 fails: next in 1s
+		attempts := func(rep reaper.Report) int { return rep.CARErrors["InternalError"] + rep.Released }
+		for _, step := range []struct {
+			advance  time.Duration
+			attempts int // DestroySession calls the run makes
+			released int
+		}{
+			{0, 0, 0},
+			{time.Second, 1, 0}, // attempt 2 fails: next in 2s
+			{time.Second, 0, 0},
+			{time.Second, 1, 0}, // attempt 3 fails: next in 4s
+			{3 * time.Second, 0, 0},
+			{time.Second, 1, 1}, // attempt 4 succeeds
+		} {
+			e.clock.Advance(step.advance)
+			rep := e.reap()
+			if attempts(rep) != step.attempts || rep.Released != step.released {
+				t.Fatalf("after +%v: %d attempts, %d released (%+v); want %d, %d", step.advance,
+					attempts(rep), rep.Released, rep.CARErrors, step.attempts, step.released)
+			}
+		}
+		st := e.stats()
+		if st.Map["Releasing"] != 0.0 || st.Map["ReleasesRetrying"] != 0.0 || st.Map["Free"] != 1.0 {
+			t.Fatalf("slot not freed: %v", st.Map)
 		}
 	})
 }

@@ -37,6 +37,7 @@ func (a *API) stats(ctx context.Context, rq *request) (any, error) {
 		"Ready":               st.Ready,
 		"Active":              st.Active,
 		"Releasing":           st.Releasing,
+		"ReleasesRetrying":    st.ReleasesRetrying,
 		"Holding":             holding,
 		"Free":                free,
 		"Capacity":            st.Capacity,

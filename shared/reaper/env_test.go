@@ -27,6 +27,10 @@ const (
 	testClaimLease  = 30 * time.Second // CLAIM_LEASE
 	testLockTTL     = 30 * time.Second // CAR_LOCK_TTL
 	testReaperLease = 50 * time.Second // REAPER_LEASE
+	// RELEASE_RETRY_MIN and _MAX: a user's failed DestroySession is retried after 1s, then
+	// 2s, 4s, … at most 1m.
+	testReleaseRetryMin = time.Second
+	testReleaseRetryMax = time.Minute
 )
 
 // testOptions are the reaper settings of the tests (shared/config's defaults).
@@ -82,7 +86,8 @@ func (e *env) newQueue(rdb queue.Scripter) *queue.Queue {
 func (e *env) newSessions(q *queue.Queue, c session.CAR) *session.Service {
 	e.t.Helper()
 	s, err := session.New(q, c, session.Options{
-		LockTTL: testLockTTL, CARBudget: testLockTTL * 5 / 6,
+		LockTTL: testLockTTL, CARBudget: testLockTTL * 5 / 6, StopWait: 2 * time.Second,
+		ReleaseRetryMin: testReleaseRetryMin, ReleaseRetryMax: testReleaseRetryMax,
 		HeartbeatInterval: 15 * time.Second, HeartbeatTimeout: 60 * time.Second,
 		PollMin: time.Second, PollMax: 25 * time.Second,
 		Logger: quiet(), Now: e.clk.Now, Jitter: func() float64 { return 0.5 },
@@ -106,6 +111,13 @@ func (e *env) newReaper(q Queue, s Sessions, tune func(*Options)) *Reaper {
 		e.t.Fatal(err)
 	}
 	return r
+}
+
+// useCAR rebuilds the env's session service and reaper over c, a wrapper of e.car.
+func (e *env) useCAR(c session.CAR) {
+	e.t.Helper()
+	e.s = e.newSessions(e.q, c)
+	e.r = e.newReaper(e.q, e.s, nil)
 }
 
 // reaperWith builds another reaper on the same queue id with its own Redis client and CAR.

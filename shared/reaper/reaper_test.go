@@ -209,8 +209,7 @@ func TestOverlappingRunsDoNotDoubleWork(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			e := newEnv(t, b, envOpts{capacity: 2, slots: 2})
 			counting := &countingCAR{next: e.car}
-			e.s = e.newSessions(e.q, counting)
-			e.r = e.newReaper(e.q, e.s, nil)
+			e.useCAR(counting)
 			blocking := &blockingCAR{next: counting, entered: make(chan struct{}), release: make(chan struct{})}
 			first := e.reaperWith(b.Client, blocking, parallelism(1))
 			e.join(users(3)...)
@@ -390,11 +389,16 @@ func TestRunReapsByReason(t *testing.T) {
 	}
 }
 
+// While DestroySession fails the user stays Releasing and keeps its slot; each run retries it
+// once its backoff is due (1s, doubling, at most 1m) and leaves it alone before; once CAR
+// confirms, the slot is freed and the next user admitted.
 func TestSlotFreedOnlyAfterCARConfirmedDestroy(t *testing.T) {
 	for _, b := range redistest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			e := newEnv(t, b, envOpts{capacity: 1, slots: 1})
+			counting := &countingCAR{next: e.car}
+			e.useCAR(counting)
 			e.join("u01")
 			if rep := e.run(); rep.Admitted != 1 {
 				t.Fatalf("admit u01: %+v", rep)
@@ -403,19 +407,32 @@ func TestSlotFreedOnlyAfterCARConfirmedDestroy(t *testing.T) {
 			if _, err := e.q.Stop(ctx, "u01"); err != nil {
 				t.Fatal(err)
 			}
-			e.emu.SetErrorRate(car.ActionDestroySession, "InternalError", 1)
-			for i := range 4 {
-				rep := e.run()
-				if rep.Released != 0 || rep.CARErrors["InternalError"] != 1 || rep.Admitted != 0 {
-					t.Fatalf("run %d while DestroySession fails: %+v", i, rep)
-				}
+			held := func(when string) {
+				t.Helper()
 				wantState(t, e, "u01", queue.StateReleasing, 0)
 				wantState(t, e, "u02", queue.StateQueued, 1)
 				if st := e.emu.State(); !slices.Equal(st.Sessions, []string{"u01"}) {
-					t.Fatalf("emulator %+v, want u01's session kept", st)
+					t.Fatalf("%s: emulator %+v, want u01's session kept", when, st)
 				}
-				e.clk.Advance(5 * time.Second)
+			}
+			e.emu.SetErrorRate(car.ActionDestroySession, "InternalError", 1)
+			for i := range 8 {
+				rep := e.run()
+				if rep.Released != 0 || rep.CARErrors["InternalError"] != 1 || rep.Admitted != 0 {
+					t.Fatalf("attempt %d while DestroySession fails: %+v", i+1, rep)
+				}
+				if n := counting.count("DestroySession/u01"); n != i+1 {
+					t.Fatalf("after attempt %d DestroySession was called %d times", i+1, n)
+				}
+				held(fmt.Sprintf("attempt %d", i+1))
+				wait := min(testReleaseRetryMin<<i, testReleaseRetryMax)
+				e.clk.Advance(wait - time.Millisecond)
 				e.join("u02") // keeps polling
+				if rep := e.run(); rep.Released+rep.Admitted+len(rep.CARErrors) != 0 || counting.count("DestroySession/u01") != i+1 {
+					t.Fatalf("run %v after attempt %d, before its retry is due: %+v, want nothing tried", wait-time.Millisecond, i+1, rep)
+				}
+				held(fmt.Sprintf("before retry %d", i+1))
+				e.clk.Advance(time.Millisecond)
 			}
 			e.emu.SetErrorRate(car.ActionDestroySession, "InternalError", 0)
 			rep := e.run()

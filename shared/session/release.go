@@ -11,8 +11,10 @@ import (
 
 // Release destroys the CAR session of a Releasing user and, once CAR confirmed (or said the
 // session does not exist), frees the user's slot in the queue. Any failure leaves the user
-// Releasing, holding its slot, for the next reaper run: a slot is never given to someone else
-// while CAR may still hold it.
+// Releasing, holding its slot, for a later reaper run: a slot is never given to someone else
+// while CAR may still hold it. When CAR failed, the next attempt for this user waits
+// (RELEASE_RETRY_MIN, doubling up to RELEASE_RETRY_MAX), so a failing CAR is not asked again
+// at every tick for every leaving user.
 //
 // It runs under the per-user lock and first checks that the user is still Releasing, so a
 // late retry can never destroy the session of a user who was released and admitted again.
@@ -35,11 +37,14 @@ func (s *Service) Release(ctx context.Context, userID string) error {
 	}
 	carCtx, cancelCAR := context.WithTimeout(ctx, s.opts.CARBudget)
 	defer cancelCAR()
-	if err := s.car.DestroySession(carCtx, userID); err != nil && car.KindOf(err) != car.KindNotFound {
-		return err
-	}
 	bctx, cancel := bookkeeping(ctx)
 	defer cancel()
+	if err := s.car.DestroySession(carCtx, userID); err != nil && car.KindOf(err) != car.KindNotFound {
+		failures, _, rerr := s.slots.RetryRelease(bctx, userID, s.opts.ReleaseRetryMin, s.opts.ReleaseRetryMax)
+		s.log.WarnContext(ctx, "DestroySession failed; the reaper retries later", "user_id", userID,
+			"failures", failures, "err", err, "retry_err", rerr)
+		return err
+	}
 	if err := s.slots.Released(bctx, userID); err != nil && !errors.Is(err, queue.ErrNotHolding) {
 		return err
 	}

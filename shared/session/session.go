@@ -40,6 +40,7 @@ type Slots interface {
 	Requeue(ctx context.Context, c queue.Claim) error
 	Refuse(ctx context.Context, c queue.Claim, locked bool) error
 	Released(ctx context.Context, userID string) error
+	RetryRelease(ctx context.Context, userID string, base, max time.Duration) (failures int, ok bool, err error)
 }
 
 // Queue is the whole queue a Service works on.
@@ -66,6 +67,13 @@ type Options struct {
 	CARBudget time.Duration
 	// RunMode is passed to CreateSession when set (e.g. "RunWithoutClient").
 	RunMode string
+
+	// StopWait bounds how long Stop waits for CAR to confirm a holder's release before it
+	// answers and leaves the release to the reaper (STOP_RELEASE_WAIT).
+	StopWait time.Duration
+	// ReleaseRetryMin and ReleaseRetryMax bound the per-user backoff between DestroySession
+	// attempts that failed (RELEASE_RETRY_MIN, RELEASE_RETRY_MAX).
+	ReleaseRetryMin, ReleaseRetryMax time.Duration
 
 	HeartbeatInterval time.Duration // NextHeartbeatMs told to clients
 	HeartbeatTimeout  time.Duration // the reconnect window, told to clients as ReconnectWindowMs
@@ -110,6 +118,7 @@ func New(q Queue, c CAR, o Options) (*Service, error) {
 	}{
 		{"LockTTL", o.LockTTL}, {"CARBudget", o.CARBudget}, {"HeartbeatInterval", o.HeartbeatInterval},
 		{"HeartbeatTimeout", o.HeartbeatTimeout}, {"PollMin", o.PollMin}, {"PollMax", o.PollMax},
+		{"StopWait", o.StopWait}, {"ReleaseRetryMin", o.ReleaseRetryMin}, {"ReleaseRetryMax", o.ReleaseRetryMax},
 	} {
 		if d.v <= 0 {
 			return nil, fmt.Errorf("new session service: Options.%s must be > 0, got %v", d.name, d.v)
@@ -117,6 +126,9 @@ func New(q Queue, c CAR, o Options) (*Service, error) {
 	}
 	if o.CARBudget >= o.LockTTL {
 		return nil, fmt.Errorf("new session service: Options.CARBudget (%v) must be under LockTTL (%v)", o.CARBudget, o.LockTTL)
+	}
+	if o.ReleaseRetryMax < o.ReleaseRetryMin {
+		return nil, fmt.Errorf("new session service: Options.ReleaseRetryMax (%v) must be at least ReleaseRetryMin (%v)", o.ReleaseRetryMax, o.ReleaseRetryMin)
 	}
 	if o.PollMax < o.PollMin {
 		return nil, fmt.Errorf("new session service: Options.PollMax (%v) must be at least PollMin (%v)", o.PollMax, o.PollMin)

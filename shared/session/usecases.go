@@ -165,7 +165,9 @@ type Stopped struct {
 }
 
 // Stop is /stop: a queued user leaves the line; a holder's session is destroyed and its slot
-// freed at once. Stopping twice is fine.
+// freed at once when CAR answers within StopWait. The departure is recorded first, so a CAR
+// that hangs or fails costs the user nothing: the answer comes after StopWait at most, and
+// the reaper finishes the release. Stopping twice is fine.
 func (s *Service) Stop(ctx context.Context, userID string) (Stopped, error) {
 	prev, err := s.line.Stop(ctx, userID)
 	if err != nil {
@@ -174,7 +176,9 @@ func (s *Service) Stop(ctx context.Context, userID string) (Stopped, error) {
 	if !prev.Holds() {
 		return Stopped{}, nil
 	}
-	if err := s.Release(ctx, userID); err != nil {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.StopWait)
+	defer cancel()
+	if err := s.Release(rctx, userID); err != nil {
 		s.log.WarnContext(ctx, "release after stop failed; the reaper will retry", "user_id", userID, "err", err)
 		return Stopped{Deferred: true}, nil
 	}

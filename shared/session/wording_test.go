@@ -36,6 +36,7 @@ func TestErrorsSayEachThingOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			s, err := New(q, cc, Options{LockTTL: 30 * time.Second, CARBudget: 25 * time.Second,
+				StopWait: 2 * time.Second, ReleaseRetryMin: time.Second, ReleaseRetryMax: time.Minute,
 				HeartbeatInterval: time.Second, HeartbeatTimeout: 4 * time.Second, PollMin: time.Second, PollMax: time.Second,
 				Logger: slog.New(slog.DiscardHandler), Now: clk.Now})
 			if err != nil {
