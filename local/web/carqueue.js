@@ -89,7 +89,8 @@
  * holds a place or slot, so a retry comes in time to keep it.
  * Hidden tabs keep the server's pace (never slower: QUEUE_IDLE_TIMEOUT would drop the user; timers
  * of hidden tabs are throttled by the browser anyway) but skip the extra fast polls: a tab that
- * becomes visible, or a browser that comes back online, polls at once only while visible.
+ * becomes visible polls at once (a second after its last poll at the earliest), and a browser that
+ * comes back online retries at once, only while visible.
  * Requests are sent as text/plain (the contract accepts any Content-Type), so a page of another
  * origin needs no CORS preflight.
  */
@@ -194,12 +195,12 @@ class Session {
     this._done = false;
 
     this._onVisible = () => {
-      if (document.visibilityState !== "visible") return;
-      // Back in view: poll now for a fresh place, unless one went out a moment ago.
-      if ((this.status === "Queued" || this.status === "Admitting") && this._pending === "poll" &&
-          this._dueAt - Date.now() > 1000 && Date.now() - this._lastSentAt > 1000) {
-        this.refresh();
-      }
+      if (document.visibilityState !== "visible" || this._inflight || this._pending !== "poll") return;
+      if (this.status !== "Queued" && this.status !== "Admitting") return;
+      // Back in view: a poll now for a fresh place (a second after the last one at the earliest,
+      // so flipping tabs is no burst), unless the next one is due about as soon anyway.
+      const at = Math.max(Date.now(), this._lastSentAt + 1000);
+      if (at < this._dueAt - 250) this._schedule("poll", at - Date.now());
     };
     this._onOnline = () => {
       if (this._attempt > 0 && !this._hidden()) this.refresh();
