@@ -34,6 +34,13 @@
 //   - DescribeConcurrentCount returns Total and Running (locks + sessions +
 //     cleaning slots).
 //
+// Sessions (the Go API in sessions.go): CreateSession records the
+// ClientSession it was given; Attach connects a page to a session by its
+// ServerSession and that ClientSession (a page's leaving starts the reconnect
+// window), and Subscribe reports every session created and ended (destroyed,
+// replaced by a newer CreateSession for the UserId, or reclaimed), so a
+// harness can disconnect the page as CAR does.
+//
 // Faults (Options.Faults, see ParseFaults, or the Go API): error codes with a
 // probability per action, added latency with jitter, scripted next answers.
 package caremu
@@ -102,6 +109,10 @@ type Emulator struct {
 	faults   faultState
 	inflight map[string]bool
 	limiters map[string]*rate.Limiter
+	subs     []subscriber // see Subscribe
+	nextSub  int
+
+	delivering sync.Mutex // held by the goroutine handing session events to subs
 }
 
 // New validates opts and builds an Emulator.
@@ -164,6 +175,7 @@ func orDuration(d, def time.Duration) time.Duration {
 
 // State returns a snapshot with every expiry applied as of now.
 func (e *Emulator) State() State {
+	defer e.deliver() // a sweep may have reclaimed sessions
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.slots.state(e.now())
@@ -191,6 +203,7 @@ func (e *Emulator) StateHandler() http.Handler {
 // Disconnect records that the user's client went away. CAR keeps the session
 // for ReconnectWindow, then reclaims it, unless it runs without a client.
 func (e *Emulator) Disconnect(userID string) {
+	defer e.deliver()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.slots.disconnect(userID, e.now())

@@ -151,6 +151,7 @@ func (e *Emulator) latency(action string) time.Duration {
 
 // perform answers an injected fault, or runs the action on the slot model.
 func (e *Emulator) perform(action string, p map[string]string) (map[string]any, string) {
+	defer e.deliver() // sessions may have been created or ended
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c := e.faults.nextCode(action); c != "" {
@@ -162,7 +163,7 @@ func (e *Emulator) perform(action string, p map[string]string) (map[string]any, 
 		return nil, e.slots.apply(p["UserId"], now)
 	case actionCreate:
 		ss := newServerSession()
-		if c := e.slots.create(p["UserId"], ss, p["RunMode"] == "RunWithoutClient", now); c != "" {
+		if c := e.slots.create(p["UserId"], ss, p["ClientSession"], p["RunMode"] == "RunWithoutClient", now); c != "" {
 			return nil, c
 		}
 		return map[string]any{"ServerSession": ss, "RoleNumber": "", "Role": p["Role"]}, ""

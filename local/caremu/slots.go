@@ -13,6 +13,13 @@ type holding struct {
 	runWithoutClient bool      // CAR never reclaims such a session by itself
 	disconnectedAt   time.Time // zero while the client is connected
 	serverSession    string
+	clientSession    string // the ClientSession CreateSession was given
+	clients          int    // pages attached to the session (see attach)
+}
+
+// info describes user's session.
+func (h *holding) info(user string) SessionInfo {
+	return SessionInfo{UserID: user, ServerSession: h.serverSession, ClientSession: h.clientSession, RunWithoutClient: h.runWithoutClient}
 }
 
 // slots is the pool of concurrency slots. Every expiry is evaluated lazily in
@@ -22,7 +29,9 @@ type slots struct {
 	total                                  int
 	lockTTL, cleanupDelay, reconnectWindow time.Duration
 	users                                  map[string]*holding
-	cleaning                               []time.Time // when each cleaning slot is idle again
+	byServerSession                        map[string]string // ServerSession → UserId, for sessions only
+	events                                 []SessionEvent    // changes not yet delivered (Emulator.deliver)
+	cleaning                               []time.Time       // when each cleaning slot is idle again
 	// nextDue is the earliest pending expiry; sweep scans nothing before it,
 	// which keeps a request O(1) with thousands of holders. Zero = unknown.
 	nextDue time.Time
@@ -40,7 +49,25 @@ func (s *slots) noteDeadline(t time.Time) {
 
 func newSlots(total int, lockTTL, cleanupDelay, reconnectWindow time.Duration) *slots {
 	return &slots{total: total, lockTTL: lockTTL, cleanupDelay: cleanupDelay,
-		reconnectWindow: reconnectWindow, users: map[string]*holding{}}
+		reconnectWindow: reconnectWindow, users: map[string]*holding{}, byServerSession: map[string]string{}}
+}
+
+// end records that user's session ended (the caller removes or replaces the holding).
+func (s *slots) end(user string, h *holding, why EndReason) {
+	if !h.session {
+		return
+	}
+	if s.byServerSession[h.serverSession] == user {
+		delete(s.byServerSession, h.serverSession)
+	}
+	s.events = append(s.events, SessionEvent{Session: h.info(user), Ended: why})
+}
+
+// takeEvents returns the changes recorded since the last call.
+func (s *slots) takeEvents() []SessionEvent {
+	evs := s.events
+	s.events = nil
+	return evs
 }
 
 // sweep applies every expiry due at now: unused locks lapse (the slot is idle
@@ -68,6 +95,7 @@ func (s *slots) sweep(now time.Time) {
 			}
 		case !h.runWithoutClient && !h.disconnectedAt.IsZero():
 			if reclaimAt := h.disconnectedAt.Add(s.reconnectWindow); due(reclaimAt) {
+				s.end(id, h, EndReclaimed)
 				delete(s.users, id)
 				s.cleaning = append(s.cleaning, reclaimAt.Add(s.cleanupDelay))
 			}
@@ -106,17 +134,23 @@ func (s *slots) apply(user string, now time.Time) string {
 }
 
 // create turns the user's lock (or existing session) into a session with a
-// fresh ServerSession; a previous client is thereby replaced.
-func (s *slots) create(user, serverSession string, runWithoutClient bool, now time.Time) string {
+// fresh ServerSession; a previous session, and so its client, is thereby
+// replaced.
+func (s *slots) create(user, serverSession, clientSession string, runWithoutClient bool, now time.Time) string {
 	s.sweep(now)
 	h, ok := s.users[user]
 	if !ok {
 		return codeLockTimeout
 	}
+	s.end(user, h, EndReplaced)
 	h.session = true
 	h.runWithoutClient = runWithoutClient
 	h.disconnectedAt = time.Time{}
 	h.serverSession = serverSession
+	h.clientSession = clientSession
+	h.clients = 0
+	s.byServerSession[serverSession] = user
+	s.events = append(s.events, SessionEvent{Session: h.info(user)})
 	return ""
 }
 
@@ -124,9 +158,11 @@ func (s *slots) create(user, serverSession string, runWithoutClient bool, now ti
 // cleanupDelay before it is idle again.
 func (s *slots) destroy(user string, now time.Time) string {
 	s.sweep(now)
-	if _, ok := s.users[user]; !ok {
+	h, ok := s.users[user]
+	if !ok {
 		return codeSessionNotFound
 	}
+	s.end(user, h, EndDestroyed)
 	delete(s.users, user)
 	if s.cleanupDelay > 0 {
 		s.cleaning = append(s.cleaning, now.Add(s.cleanupDelay))
@@ -140,6 +176,43 @@ func (s *slots) destroy(user string, now time.Time) string {
 func (s *slots) disconnect(user string, now time.Time) {
 	s.sweep(now)
 	if h, ok := s.users[user]; ok && h.session && !h.runWithoutClient && h.disconnectedAt.IsZero() {
+		h.disconnectedAt = now
+		s.noteDeadline(now.Add(s.reconnectWindow))
+	}
+}
+
+// attach records that a page connected to the session with serverSession,
+// which must have been created for clientSession. The reconnect window, if it
+// was running, stops.
+func (s *slots) attach(serverSession, clientSession string, now time.Time) (SessionInfo, error) {
+	s.sweep(now)
+	user := s.byServerSession[serverSession]
+	h, ok := s.users[user]
+	if !ok || !h.session || h.serverSession != serverSession {
+		return SessionInfo{}, ErrUnknownSession
+	}
+	if h.runWithoutClient || h.clientSession != clientSession {
+		return SessionInfo{}, ErrClientMismatch
+	}
+	h.clients++
+	h.disconnectedAt = time.Time{}
+	return h.info(user), nil
+}
+
+// detach records that a page attached to serverSession went away; when it was
+// the last, the reconnect window starts. A session that has ended meanwhile is
+// left alone (the user's newer session is not this page's).
+func (s *slots) detach(serverSession string, now time.Time) {
+	s.sweep(now)
+	user := s.byServerSession[serverSession]
+	h, ok := s.users[user]
+	if !ok || !h.session || h.serverSession != serverSession {
+		return
+	}
+	if h.clients > 0 {
+		h.clients--
+	}
+	if h.clients == 0 && !h.runWithoutClient && h.disconnectedAt.IsZero() {
 		h.disconnectedAt = now
 		s.noteDeadline(now.Add(s.reconnectWindow))
 	}
