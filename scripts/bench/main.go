@@ -134,7 +134,7 @@ func run(ctx context.Context, addr string, c config) error {
 	}
 	if err := add(measure(ctx, admin, rt, fmt.Sprintf("load: join (%d users, IPv4 + cs 16 B)", c.users), c.conc*2, c.users, func(i int) error {
 		clk.Advance(time.Millisecond) // users arrive over time: distinct last-seen scores
-		_, err := q.Join(ctx, userID(i), queue.Client{IP: clientIP(i), Session: fmt.Sprintf("cs-%013d", i)})
+		_, err := q.Join(ctx, userID(i), queue.Client{IP: clientIP(i), Session: fmt.Sprintf("cs-%013d", i)}, queue.Trusted)
 		return err
 	})); err != nil {
 		return err
@@ -149,7 +149,7 @@ func run(ctx context.Context, addr string, c config) error {
 	}
 	bigCS := strings.Repeat("x", c.bigSize)
 	if err := add(measure(ctx, admin, rt, fmt.Sprintf("load: join (%d users, IPv4 + cs %d B)", c.bigUsers, c.bigSize), c.conc, c.bigUsers, func(i int) error {
-		_, err := big.Join(ctx, userID(i), queue.Client{IP: clientIP(i), Session: bigCS})
+		_, err := big.Join(ctx, userID(i), queue.Client{IP: clientIP(i), Session: bigCS}, queue.Trusted)
 		return err
 	})); err != nil {
 		return err
@@ -177,7 +177,7 @@ func run(ctx context.Context, addr string, c config) error {
 	// The operations.
 	if err := add(measure(ctx, admin, rt, "poll (random queued user)", c.conc, c.ops, func(int) error {
 		clk.Advance(time.Millisecond)
-		_, err := q.Poll(ctx, userID(rand.IntN(c.users)), queue.Client{})
+		_, err := q.Poll(ctx, userID(rand.IntN(c.users)), queue.Client{}, queue.Trusted)
 		return err
 	})); err != nil {
 		return err
@@ -187,25 +187,25 @@ func run(ctx context.Context, addr string, c config) error {
 	// redis-benchmark figure.
 	if err := add(measure(ctx, admin, rt, "poll (one of the first 1,000: warm)", c.conc, c.ops, func(int) error {
 		clk.Advance(time.Millisecond)
-		_, err := q.Poll(ctx, userID(rand.IntN(min(1000, c.users))), queue.Client{})
+		_, err := q.Poll(ctx, userID(rand.IntN(min(1000, c.users))), queue.Client{}, queue.Trusted)
 		return err
 	})); err != nil {
 		return err
 	}
 	if err := add(measure(ctx, admin, rt, "poll + new ClientSession (16 B)", c.conc, c.ops, func(i int) error {
-		_, err := q.Poll(ctx, userID(rand.IntN(c.users)), queue.Client{IP: clientIP(i), Session: fmt.Sprintf("cs-%013d", i)})
+		_, err := q.Poll(ctx, userID(rand.IntN(c.users)), queue.Client{IP: clientIP(i), Session: fmt.Sprintf("cs-%013d", i)}, queue.Trusted)
 		return err
 	})); err != nil {
 		return err
 	}
 	if err := add(measure(ctx, admin, rt, "join (new user at the back)", c.conc, c.joins, func(i int) error {
-		_, err := q.Join(ctx, userID(c.users+i), queue.Client{IP: clientIP(i), Session: "cs-new"})
+		_, err := q.Join(ctx, userID(c.users+i), queue.Client{IP: clientIP(i), Session: "cs-new"}, queue.Trusted)
 		return err
 	})); err != nil {
 		return err
 	}
 	if err := add(measure(ctx, admin, rt, "join again (already queued)", c.conc, c.ops, func(int) error {
-		_, err := q.Join(ctx, userID(rand.IntN(c.users)), queue.Client{})
+		_, err := q.Join(ctx, userID(rand.IntN(c.users)), queue.Client{}, queue.Trusted)
 		return err
 	})); err != nil {
 		return err
@@ -229,7 +229,7 @@ func run(ctx context.Context, addr string, c config) error {
 	}
 	if err := add(measure(ctx, admin, rt, fmt.Sprintf("heartbeat (random of %d holders)", c.claims), c.conc, c.ops, func(int) error {
 		clk.Advance(time.Millisecond) // real heartbeats arrive at distinct times
-		_, err := q.Heartbeat(ctx, claims[rand.IntN(len(claims))].UserID)
+		_, err := q.Heartbeat(ctx, claims[rand.IntN(len(claims))].UserID, queue.Trusted)
 		return err
 	})); err != nil {
 		return err

@@ -120,6 +120,7 @@ func assemble(cfg config.Config, getenv func(string) string, rdb redis.Universal
 	}
 	api, err := httpapi.New(httpapi.Deps{
 		Sessions: svc, Tickets: tickets, QueueID: cfg.QueueID,
+		Grants: ticket.NewGrants(cfg.GrantSecret), RequireGrant: cfg.RequireGrant,
 		AdminToken: cfg.AdminToken, CORSOrigin: cfg.CORSOrigin,
 		ProjectID: cfg.CARProjectID, ApplicationID: cfg.CARApplicationID, ApplicationVersionID: cfg.CARApplicationVersionID,
 		Logger: logger, Extra: carCounts(cc, cfg.CARProjectID),

@@ -66,6 +66,8 @@ type Config struct {
 
 	TicketSecret         string
 	TicketSecretPrevious string
+	GrantSecret          string
+	RequireGrant         bool
 	AdminToken           string
 	CORSOrigin           string
 	LogLevel             slog.Level
@@ -126,6 +128,8 @@ func FromEnv(getenv func(string) string, local bool) (Config, error) {
 
 	c.TicketSecret = r.secret("TICKET_SECRET")
 	c.TicketSecretPrevious = r.secret("TICKET_SECRET_PREVIOUS")
+	c.GrantSecret = r.secret("GRANT_SECRET")
+	c.RequireGrant = r.oneOf("REQUIRE_GRANT", "0", "1") == "1"
 	c.AdminToken = r.str("ADMIN_TOKEN")
 	c.CORSOrigin = r.str("CORS_ORIGIN")
 	c.LogLevel = r.logLevel("LOG_LEVEL")

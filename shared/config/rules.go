@@ -175,6 +175,15 @@ var Rules = []Rule{
 		},
 	},
 	{
+		Var: "REQUIRE_GRANT", Other: "GRANT_SECRET",
+		Text: "`REQUIRE_GRANT` = 1 needs `GRANT_SECRET`",
+		Why:  "because without the secret no grant verifies, and every /start would be refused",
+		check: func(f facts) (string, string, bool) {
+			c := f.c
+			return "1", "0, or GRANT_SECRET set", c.RequireGrant && c.GrantSecret == ""
+		},
+	},
+	{
 		Var: "TICKET_SECRET_PREVIOUS", Other: "TICKET_SECRET",
 		Text: "`TICKET_SECRET_PREVIOUS` ≠ `TICKET_SECRET`",
 		Why:  "so a rotation accepts two different secrets",

@@ -34,6 +34,7 @@ func TestRelations(t *testing.T) {
 		{"REAPER_LEASE CAR_LOCK_TTL", []string{"REAPER_LEASE", "29s"}, "got 29s, want at least CAR_LOCK_TTL (30s), so a reaper run"},
 		{"STOP_RELEASE_WAIT CAR_LOCK_TTL", []string{"STOP_RELEASE_WAIT", "26s"}, "got 26s, want at most the CAR budget, CAR_LOCK_TTL×5/6 (25s)"},
 		{"RELEASE_RETRY_MAX RELEASE_RETRY_MIN", []string{"RELEASE_RETRY_MIN", "10s", "RELEASE_RETRY_MAX", "5s"}, "got 5s, want at least RELEASE_RETRY_MIN (10s), so the backoff"},
+		{"REQUIRE_GRANT GRANT_SECRET", []string{"REQUIRE_GRANT", "1"}, "want 0, or GRANT_SECRET set, because without the secret"},
 		{"TICKET_SECRET_PREVIOUS TICKET_SECRET", []string{"TICKET_SECRET_PREVIOUS", "0123456789abcdef0123"}, "want a value different from TICKET_SECRET"},
 	}
 	covered := map[string]bool{}

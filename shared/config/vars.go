@@ -64,6 +64,8 @@ var Vars = []Var{
 	{Name: "REAPER_PARALLEL", Default: "8", Meaning: "Admissions and releases the reaper runs at once."},
 	{Name: "TICKET_SECRET", Local: LocalTicketSecret, Required: true, Meaning: "HMAC-SHA256 key of the tickets, at least 16 characters. The local default is a fixed, public dev secret: never use it in production."},
 	{Name: "TICKET_SECRET_PREVIOUS", Meaning: "The previous TICKET_SECRET, still accepted while rotating (empty: none)."},
+	{Name: "GRANT_SECRET", Meaning: "HMAC-SHA256 key of the `Grant`s the business's own backend signs (API.md: `base64url(payload).base64url(HMAC)`), at least 16 characters; empty accepts no grant."},
+	{Name: "REQUIRE_GRANT", Default: "0", Meaning: "`1`: every `/start` needs a valid `Grant` for its UserId (401 otherwise); needs GRANT_SECRET."},
 	{Name: "ADMIN_TOKEN", Local: LocalAdminToken, Meaning: "Bearer token of `/stats`; empty turns `/stats` off (always 401)."},
 	{Name: "CORS_ORIGIN", Default: "*", Meaning: "`Access-Control-Allow-Origin` of every answer."},
 	{Name: "LOG_LEVEL", Default: "info", Meaning: "`debug`, `info`, `warn` or `error`."},

@@ -33,7 +33,7 @@ func TestAdapt(t *testing.T) {
 		resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatalf("%d %s %v", resp.StatusCode, b, resp.Header)
 	}
-	st, _ := e.q.Join(context.Background(), "alice", queue.Client{})
+	st, _ := e.q.Join(context.Background(), "alice", queue.Client{}, queue.Trusted)
 	if ip := st.Client.IP; ip != "127.0.0.1" {
 		t.Fatalf("peer address not used as the client IP: %q", ip)
 	}

@@ -24,11 +24,11 @@ type HandlerFunc = func(context.Context, events.APIGatewayRequest) (events.APIGa
 
 // Sessions are the use cases the routes call; *session.Service satisfies it.
 type Sessions interface {
-	Start(ctx context.Context, userID string, c queue.Client) (session.View, error)
-	Poll(ctx context.Context, userID string, c queue.Client) (session.View, error)
-	Reconnect(ctx context.Context, userID string, c queue.Client) (session.View, error)
-	Heartbeat(ctx context.Context, userID string) (session.View, error)
-	Stop(ctx context.Context, userID string) (session.Stopped, error)
+	Start(ctx context.Context, userID string, c queue.Client, p queue.Proof) (session.View, error)
+	Poll(ctx context.Context, userID string, c queue.Client, p queue.Proof) (session.View, error)
+	Reconnect(ctx context.Context, userID string, c queue.Client, p queue.Proof) (session.View, error)
+	Heartbeat(ctx context.Context, userID string, p queue.Proof) (session.View, error)
+	Stop(ctx context.Context, userID string, p queue.Proof) (session.Stopped, error)
 	Stats(ctx context.Context) (queue.Stats, error)
 }
 
@@ -37,6 +37,10 @@ type Deps struct {
 	Sessions Sessions       // required
 	Tickets  *ticket.Signer // required
 	QueueID  string         // required; tickets are bound to it
+	// Grants verifies the Grant a business backend signs (GRANT_SECRET); nil accepts none.
+	Grants *ticket.Grants
+	// RequireGrant makes every /start need a valid Grant for its UserId (REQUIRE_GRANT).
+	RequireGrant bool
 
 	AdminToken string // /stats bearer token; "" turns /stats off (401)
 	CORSOrigin string // Access-Control-Allow-Origin [*]
@@ -69,6 +73,9 @@ func New(d Deps) (*API, error) {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.Grants == nil {
+		d.Grants = ticket.NewGrants("")
 	}
 	a := &API{d: d, corsOrigin: d.CORSOrigin, log: d.Logger}
 	if a.corsOrigin == "" {

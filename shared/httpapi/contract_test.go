@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,8 +148,8 @@ func TestTickets(t *testing.T) {
 		bad := map[string]string{
 			"bob's ticket":       e.ticket("bob"),
 			"forged":             string(forged),
-			"other queue":        otherQueue.Issue(e.queueID+"x", "alice"),
-			"other secret":       otherSecret.Issue(e.queueID, "alice"),
+			"other queue":        mustIssue(t, otherQueue, e.queueID+"x", "alice"),
+			"other secret":       mustIssue(t, otherSecret, e.queueID, "alice"),
 			"garbage":            "hello",
 			"too long":           strings.Repeat("v", 300),
 			"ticket with spaces": " " + aliceTicket,
@@ -174,9 +175,17 @@ func TestTicketRotation(t *testing.T) {
 	rotating, _ := ticket.New(testSecret, "old-secret-0123456789")
 	e := newEnv(t, redistest.Embedded(t), envOpts{deps: func(d *Deps) { d.Tickets = rotating }})
 	want(t, e.start("alice", "cs"), 200, 0, StatusReady)
-	a := e.post("heartbeat", map[string]any{"UserId": "alice", "Ticket": old.Issue(e.queueID, "alice")})
+	join, ok := rotating.Verify(e.queueID, "alice", e.ticket("alice"))
+	if !ok {
+		t.Fatal("the ticket /start gave does not verify")
+	}
+	oldTicket, err := old.Issue(e.queueID, "alice", join)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := e.post("heartbeat", map[string]any{"UserId": "alice", "Ticket": oldTicket})
 	want(t, a, 200, 0, StatusActive)
-	a = e.post("heartbeat", map[string]any{"UserId": "bob", "Ticket": old.Issue(e.queueID, "alice")})
+	a = e.post("heartbeat", map[string]any{"UserId": "bob", "Ticket": oldTicket})
 	if a.Status != 401 {
 		t.Fatalf("previous-secret ticket of another user accepted: %d", a.Status)
 	}
@@ -405,7 +414,7 @@ func TestClientIPOrder(t *testing.T) {
 				Body: `{"UserId":"` + user + `","ClientSession":"cs"}`}
 			ev.Context.SourceIP = c.sourceIP
 			want(t, e.do("start", ev), 200, 0, StatusReady)
-			st, err := e.q.Join(context.Background(), user, queue.Client{})
+			st, err := e.q.Join(context.Background(), user, queue.Client{}, queue.Trusted)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -457,14 +466,18 @@ func TestStatsAuth(t *testing.T) {
 // panicky is a session service that panics, to check the 500 answer.
 type panicky struct{}
 
-func (panicky) Start(context.Context, string, queue.Client) (session.View, error) { panic("boom") }
-func (panicky) Poll(_ context.Context, user string, _ queue.Client) (session.View, error) {
+func (panicky) Start(context.Context, string, queue.Client, queue.Proof) (session.View, error) {
+	panic("boom")
+}
+func (panicky) Poll(_ context.Context, user string, _ queue.Client, _ queue.Proof) (session.View, error) {
 	panic("boom with user " + user)
 }
-func (panicky) Reconnect(context.Context, string, queue.Client) (session.View, error) { panic("boom") }
-func (panicky) Heartbeat(context.Context, string) (session.View, error)               { panic("boom") }
-func (panicky) Stop(context.Context, string) (session.Stopped, error)                 { panic("boom") }
-func (panicky) Stats(context.Context) (queue.Stats, error)                            { panic("boom") }
+func (panicky) Reconnect(context.Context, string, queue.Client, queue.Proof) (session.View, error) {
+	panic("boom")
+}
+func (panicky) Heartbeat(context.Context, string, queue.Proof) (session.View, error) { panic("boom") }
+func (panicky) Stop(context.Context, string, queue.Proof) (session.Stopped, error)   { panic("boom") }
+func (panicky) Stats(context.Context) (queue.Stats, error)                           { panic("boom") }
 
 func TestUnavailableAndPanic(t *testing.T) {
 	// A Redis that refuses connections: every route that needs it answers 503 with
@@ -487,7 +500,7 @@ func TestUnavailableAndPanic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &env{t: t, api: api, signer: signer, queueID: "q"}
+	p := &env{t: t, api: api, signer: signer, queueID: "q", tickets: map[string]string{}}
 	a := p.post("poll", map[string]any{"UserId": "alice", "Ticket": p.ticket("alice"), "RequestId": "panicky"})
 	if a.Status != 500 || a.Env.Code != 5000 || a.Env.Msg != "internal error" || a.Env.RequestId != "panicky" {
 		t.Fatalf("panic: %d/%d %q %q", a.Status, a.Env.Code, a.Env.Msg, a.Env.RequestId)
@@ -507,4 +520,106 @@ func TestCARRefused(t *testing.T) {
 	}
 	want(t, e.poll("alice"), 200, 0, StatusExpired)
 	e.checkCapacity(1)
+}
+
+// TestIdentity is API.md's "Identity (second edition)": a ticket is per join and revoked when
+// the join ends; a /start for a known UserId without its current ticket or a valid grant
+// changes nothing and returns no ticket; a grant re-issues the ticket.
+func TestIdentity(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		const grantSecret = "grant-secret-0123456789"
+		e := newEnv(t, b, envOpts{capacity: 1, deps: func(d *Deps) { d.Grants = ticket.NewGrants(grantSecret) }})
+		ctx := context.Background()
+		want(t, e.start("alice", "cs-a"), 200, 0, StatusReady)
+		aliceTicket := e.ticket("alice")
+		want(t, e.start("bob", "cs-b"), 200, 0, StatusQueued)
+		sessions := func() []string { return e.emu.State().Sessions }
+		before := sessions()
+
+		// A stranger's /start for a holder and for a queued user: their status, no ticket,
+		// no ServerSession, nothing refreshed, nothing re-attached.
+		for _, c := range []struct{ user, status string }{{"alice", StatusReady}, {"bob", StatusQueued}} {
+			a := e.post("start", map[string]any{"UserId": c.user, "ClientSession": "cs-mallory"})
+			want(t, a, 200, 0, c.status)
+			if a.Data.Ticket != "" || a.Data.ServerSession != "" {
+				t.Fatalf("a stranger got %s's ticket or session: %+v", c.user, a.Data)
+			}
+			st, _ := e.q.Join(ctx, c.user, queue.Client{}, queue.Trusted)
+			if st.Client.Session == "cs-mallory" {
+				t.Fatalf("a stranger refreshed %s's ClientSession", c.user)
+			}
+		}
+		if a := e.post("start", map[string]any{"UserId": "bob", "ClientSession": "x"}); a.Data.Position != 1 {
+			t.Fatalf("bob's place changed: %+v", a.Data)
+		}
+		if got := sessions(); !slices.Equal(got, before) {
+			t.Fatalf("CAR sessions changed by strangers: %v → %v", before, got)
+		}
+		// A stale ticket on /start is no proof either.
+		if a := e.post("start", map[string]any{"UserId": "alice", "ClientSession": "x", "Ticket": mustIssue(t, e.signer, e.queueID, "alice")}); a.Data.Ticket != "" {
+			t.Fatalf("a ticket of another join got a new ticket: %+v", a.Data)
+		}
+
+		// Alice's own ticket works; after her stop it is revoked for her next join.
+		want(t, e.post("heartbeat", map[string]any{"UserId": "alice", "Ticket": aliceTicket}), 200, 0, StatusActive)
+		want(t, e.post("stop", map[string]any{"UserId": "alice", "Ticket": aliceTicket}), 200, 0, StatusStopped)
+		e.mu.Lock()
+		delete(e.tickets, "alice")
+		e.mu.Unlock()
+		e.clock.Advance(cleanupDelay)
+		want(t, e.start("alice", "cs-a2"), 200, 0, StatusQueued) // behind bob, who waits at the head
+		for _, route := range []string{"poll", "heartbeat", "reconnect", "stop"} {
+			a := e.post(route, map[string]any{"UserId": "alice", "Ticket": aliceTicket, "ClientSession": "cs-x"})
+			if a.Status != 401 || a.Env.Code != 4010 || !strings.Contains(a.Env.Msg, "earlier join") {
+				t.Fatalf("/%s with the ticket of an earlier join: %d/%d %q", route, a.Status, a.Env.Code, a.Env.Msg)
+			}
+		}
+		second := e.ticket("alice")
+		want(t, e.post("poll", map[string]any{"UserId": "alice", "Ticket": second}), 200, 0, StatusQueued)
+
+		// A grant (another device of alice's) re-issues: the old ticket stops working, the
+		// place stays.
+		grant := ticket.Sign(grantSecret, ticket.Grant{UserID: "alice", Exp: e.clock.Now().Add(time.Minute)})
+		a := e.post("start", map[string]any{"UserId": "alice", "ClientSession": "cs-a3", "Grant": grant})
+		want(t, a, 200, 0, StatusQueued)
+		if a.Data.Ticket == "" || a.Data.Position != 2 {
+			t.Fatalf("grant: %+v", a.Data)
+		}
+		if a := e.post("poll", map[string]any{"UserId": "alice", "Ticket": second}); a.Status != 401 {
+			t.Fatalf("the ticket a grant replaced still works: %d", a.Status)
+		}
+		want(t, e.post("poll", map[string]any{"UserId": "alice", "Ticket": a.Data.Ticket}), 200, 0, StatusQueued)
+
+		// Bad grants: 401, nothing changes.
+		for name, g := range map[string]string{
+			"expired": ticket.Sign(grantSecret, ticket.Grant{UserID: "alice", Exp: e.clock.Now()}),
+			"foreign": ticket.Sign(grantSecret, ticket.Grant{UserID: "bob", Exp: e.clock.Now().Add(time.Minute)}),
+			"forged":  ticket.Sign("another-secret-0123456789", ticket.Grant{UserID: "alice", Exp: e.clock.Now().Add(time.Minute)}),
+			"lane":    ticket.Sign(grantSecret, ticket.Grant{UserID: "alice", Lane: "vip", Exp: e.clock.Now().Add(time.Minute)}),
+		} {
+			a := e.post("start", map[string]any{"UserId": "alice", "ClientSession": "cs", "Grant": g})
+			if a.Status != 401 || a.Env.Code != 4010 || !strings.HasPrefix(a.Env.Msg, "Grant: ") {
+				t.Fatalf("%s grant: %d/%d %q", name, a.Status, a.Env.Code, a.Env.Msg)
+			}
+		}
+	})
+}
+
+// TestRequireGrant: with REQUIRE_GRANT every /start needs a valid grant for its UserId.
+func TestRequireGrant(t *testing.T) {
+	const grantSecret = "grant-secret-0123456789"
+	e := newEnv(t, redistest.Embedded(t), envOpts{deps: func(d *Deps) {
+		d.Grants, d.RequireGrant = ticket.NewGrants(grantSecret), true
+	}})
+	a := e.post("start", map[string]any{"UserId": "alice", "ClientSession": "cs"})
+	if a.Status != 401 || !strings.Contains(a.Env.Msg, "REQUIRE_GRANT") {
+		t.Fatalf("no grant: %d %q", a.Status, a.Env.Msg)
+	}
+	e.nothingChanged()
+	g := ticket.Sign(grantSecret, ticket.Grant{UserID: "alice", Lane: "default", Exp: e.clock.Now().Add(time.Minute)})
+	a = e.post("start", map[string]any{"UserId": "alice", "ClientSession": "cs", "Grant": g})
+	want(t, a, 200, 0, StatusReady)
+	if a.Data.Ticket == "" {
+		t.Fatal("no ticket with a valid grant")
+	}
 }

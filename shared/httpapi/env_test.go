@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +44,9 @@ type env struct {
 	signer  *ticket.Signer
 	logs    *testkit.SyncBuffer
 	logger  *slog.Logger
+
+	mu      sync.Mutex
+	tickets map[string]string // the newest ticket each user was given
 }
 
 type envOpts struct {
@@ -67,7 +71,7 @@ func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
 	if o.carSecret == "" {
 		o.carSecret = caremu.LocalSecretKey
 	}
-	e := &env{t: t, backend: b, clock: testkit.NewClock(), logs: &testkit.SyncBuffer{}}
+	e := &env{t: t, backend: b, clock: testkit.NewClock(), logs: &testkit.SyncBuffer{}, tickets: map[string]string{}}
 	e.logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -146,7 +150,14 @@ func (e *env) do(route string, ev events.APIGatewayRequest) answer {
 	if err != nil {
 		e.t.Fatalf("handler returned a Go error: %v", err)
 	}
-	return decode(e.t, resp)
+	a := decode(e.t, resp)
+	var body struct{ UserId string }
+	if a.Data.Ticket != "" && json.Unmarshal([]byte(ev.Body), &body) == nil && body.UserId != "" {
+		e.mu.Lock()
+		e.tickets[body.UserId] = a.Data.Ticket
+		e.mu.Unlock()
+	}
+	return a
 }
 
 func decode(t testing.TB, resp events.APIGatewayResponse) answer {
@@ -177,11 +188,39 @@ func (e *env) post(route string, body map[string]any) answer {
 		Headers: map[string]string{"x-scf-remote-addr": "198.51.100.7"}})
 }
 
-func (e *env) ticket(user string) string { return e.signer.Issue(e.queueID, user) }
+// ticket is the newest ticket the user was given, else a genuine one for a join the queue
+// never made (fine for a user it does not know).
+func (e *env) ticket(user string) string {
+	e.mu.Lock()
+	tk, ok := e.tickets[user]
+	e.mu.Unlock()
+	if ok {
+		return tk
+	}
+	return mustIssue(e.t, e.signer, e.queueID, user)
+}
 
+// mustIssue issues a ticket for a join id no queue has made yet.
+func mustIssue(t testing.TB, s *ticket.Signer, queueID, user string) string {
+	t.Helper()
+	tk, err := s.Issue(queueID, user, "999999999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+// start is /start as a client that keeps its ticket sends it: with the newest ticket the
+// user was given, if any (startAs sends exactly the body given).
 func (e *env) start(user, cs string) answer {
 	e.t.Helper()
-	return e.post("start", map[string]any{"UserId": user, "ClientSession": cs})
+	body := map[string]any{"UserId": user, "ClientSession": cs}
+	e.mu.Lock()
+	if tk, ok := e.tickets[user]; ok {
+		body["Ticket"] = tk
+	}
+	e.mu.Unlock()
+	return e.post("start", body)
 }
 
 func (e *env) poll(user string) answer {

@@ -36,19 +36,18 @@ func TestFixtures(t *testing.T) {
 		for _, form := range []struct{ dir, ip string }{{"apigw", "203.0.113.10"}, {"url", "198.51.100.20"}} {
 			t.Run(form.dir, func(t *testing.T) {
 				e := newEnv(t, b, envOpts{capacity: 1})
-				tk := e.ticket("fixture-user")
 				ev := func(route string) events.APIGatewayRequest {
-					return loadEvent(t, filepath.Join("testdata", form.dir, route+".json"), tk)
+					return loadEvent(t, filepath.Join("testdata", form.dir, route+".json"), e.ticket("fixture-user"))
 				}
 				a := e.do("start", ev("start"))
 				want(t, a, 200, 0, StatusReady)
-				if a.Data.Ticket != tk || a.Data.ServerSession == "" || a.Env.RequestId != "req-start-1" {
+				if _, ok := e.signer.Verify(e.queueID, "fixture-user", a.Data.Ticket); !ok || a.Data.ServerSession == "" || a.Env.RequestId != "req-start-1" {
 					t.Fatalf("start: %+v %s", a.Data, a.Env.RequestId)
 				}
 				if a.Header["Access-Control-Allow-Origin"] != "*" {
 					t.Fatalf("CORS header missing: %v", a.Header)
 				}
-				st, _ := e.q.Join(context.Background(), "fixture-user", queue.Client{})
+				st, _ := e.q.Join(context.Background(), "fixture-user", queue.Client{}, queue.Trusted)
 				if ip, cs := st.Client.IP, st.Client.Session; ip != form.ip || cs != "cs-fixture-1" {
 					t.Fatalf("stored ip %q session %q, want %q", ip, cs, form.ip)
 				}

@@ -412,7 +412,7 @@ func TestConcurrentRequests(t *testing.T) {
 		positions := map[int64]bool{}
 		queued := 0
 		for i := 0; i < users; i++ {
-			st, err := e.q.Poll(context.Background(), fmt.Sprintf("c%02d", i), queue.Client{}) // reads; never admits
+			st, err := e.q.Poll(context.Background(), fmt.Sprintf("c%02d", i), queue.Client{}, queue.Trusted) // reads; never admits
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -515,7 +515,7 @@ func TestConcurrentCallsOfOneUserKeepItsSlot(t *testing.T) {
 			}
 			// Once quiet, a still holds its slot (Ready after the last re-attach, or Active),
 			// CAR has its one session, and b waits at the head.
-			st, err := e.q.Poll(context.Background(), "a", queue.Client{})
+			st, err := e.q.Poll(context.Background(), "a", queue.Client{}, queue.Trusted)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,34 +3,68 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/session"
+	"github.com/carqueue/carqueue/shared/ticket"
 )
 
 // The user routes: decode and validate, call the session service, render its answer. What
 // happens to the user (joining, admission, re-attaching, releasing) is the service's business.
 
-// userFields validates what every user route carries: UserId, and the Ticket when needed.
-// Nothing has touched the queue yet, so a bad request changes nothing.
-func (a *API) userFields(rq *request, needTicket bool) (string, error) {
+// userFields validates what every user route carries: UserId, and the Ticket when needed,
+// whose join id becomes the proof the queue checks. Nothing has touched the queue yet, so a
+// bad request changes nothing.
+func (a *API) userFields(rq *request, needTicket bool) (string, queue.Proof, error) {
 	user, err := rq.f.userID()
 	if err != nil {
-		return "", err
+		return "", queue.Unproven, err
 	}
 	rq.userID = user
 	if !needTicket {
-		return user, nil
+		return user, queue.Unproven, nil
 	}
 	tk, err := rq.f.ticket()
 	if err != nil {
-		return "", err
+		return "", queue.Unproven, err
 	}
-	if !a.d.Tickets.Verify(a.d.QueueID, user, tk) {
-		return "", badTicket("Ticket: not valid for this UserId (call /start to get one)")
+	join, ok := a.d.Tickets.Verify(a.d.QueueID, user, tk)
+	if !ok {
+		return "", queue.Unproven, badTicket("Ticket: not valid for this UserId (call /start to get one)")
 	}
-	return user, nil
+	return user, queue.Ticketed(join), nil
+}
+
+// startProof is what /start brings to prove it may act for a UserId the queue may already
+// know: a Grant (verified here: 401 when bad, expired or foreign), else a Ticket (a forged one
+// is 401; a genuine one of an earlier join the queue simply does not accept), else nothing.
+// With REQUIRE_GRANT every /start needs a valid Grant.
+func (a *API) startProof(rq *request, user string) (queue.Proof, error) {
+	g, err := rq.f.str("Grant")
+	if err != nil {
+		return queue.Unproven, badTicket("Grant: must be a string")
+	}
+	if g != "" {
+		grant, err := a.d.Grants.Verify(g, user, a.d.Now())
+		if err != nil {
+			return queue.Unproven, badTicket("Grant: " + strings.TrimPrefix(err.Error(), ticket.ErrGrant.Error()+": "))
+		}
+		if grant.Lane != "" && grant.Lane != "default" {
+			return queue.Unproven, badTicket(fmt.Sprintf("Grant: lane %q is not configured for this queue", truncate(grant.Lane, 32)))
+		}
+		return queue.Granted, nil
+	}
+	if a.d.RequireGrant {
+		return queue.Unproven, badTicket("Grant: required by this queue (REQUIRE_GRANT): ask the site for one")
+	}
+	if _, ok := rq.f["Ticket"]; !ok {
+		return queue.Unproven, nil
+	}
+	_, p, err := a.userFields(rq, true)
+	return p, err
 }
 
 // idFields validates the optional CAR ids.
@@ -57,7 +91,7 @@ func (rq *request) client(required bool) (queue.Client, error) {
 }
 
 func (a *API) start(ctx context.Context, rq *request) (any, error) {
-	user, err := a.userFields(rq, false)
+	user, _, err := a.userFields(rq, false)
 	if err != nil {
 		return nil, err
 	}
@@ -68,16 +102,16 @@ func (a *API) start(ctx context.Context, rq *request) (any, error) {
 	if err := a.idFields(rq); err != nil {
 		return nil, err
 	}
-	d, err := a.answer(rq)(a.d.Sessions.Start(ctx, user, c))
+	p, err := a.startProof(rq, user)
 	if err != nil {
 		return nil, err
 	}
-	d.Ticket = a.d.Tickets.Issue(a.d.QueueID, user)
-	return d, nil
+	v, err := a.d.Sessions.Start(ctx, user, c, p)
+	return a.withTicket(rq, user, "")(a.answer(rq)(v, err))
 }
 
 func (a *API) poll(ctx context.Context, rq *request) (any, error) {
-	user, err := a.userFields(rq, true)
+	user, p, err := a.userFields(rq, true)
 	if err != nil {
 		return nil, err
 	}
@@ -85,11 +119,11 @@ func (a *API) poll(ctx context.Context, rq *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.answer(rq)(a.d.Sessions.Poll(ctx, user, c))
+	return a.answer(rq)(a.d.Sessions.Poll(ctx, user, c, p))
 }
 
 func (a *API) reconnect(ctx context.Context, rq *request) (any, error) {
-	user, err := a.userFields(rq, true)
+	user, p, err := a.userFields(rq, true)
 	if err != nil {
 		return nil, err
 	}
@@ -97,28 +131,25 @@ func (a *API) reconnect(ctx context.Context, rq *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := a.answer(rq)(a.d.Sessions.Reconnect(ctx, user, c))
-	if err != nil {
-		return nil, err
-	}
-	d.Ticket = a.d.Tickets.Issue(a.d.QueueID, user)
-	return d, nil
+	tk, _ := rq.f.str("Ticket") // verified above
+	v, err := a.d.Sessions.Reconnect(ctx, user, c, p)
+	return a.withTicket(rq, user, tk)(a.answer(rq)(v, err))
 }
 
 func (a *API) heartbeat(ctx context.Context, rq *request) (any, error) {
-	user, err := a.userFields(rq, true)
+	user, p, err := a.userFields(rq, true)
 	if err != nil {
 		return nil, err
 	}
-	return a.answer(rq)(a.d.Sessions.Heartbeat(ctx, user))
+	return a.answer(rq)(a.d.Sessions.Heartbeat(ctx, user, p))
 }
 
 func (a *API) stop(ctx context.Context, rq *request) (any, error) {
-	user, err := a.userFields(rq, true)
+	user, p, err := a.userFields(rq, true)
 	if err != nil {
 		return nil, err
 	}
-	res, err := a.d.Sessions.Stop(ctx, user)
+	res, err := a.d.Sessions.Stop(ctx, user, p)
 	if err != nil {
 		return nil, sessionErr(err)
 	}
@@ -131,13 +162,34 @@ func (a *API) stop(ctx context.Context, rq *request) (any, error) {
 	return Data{Status: StatusStopped}, nil
 }
 
+// withTicket adds the ticket of the answer: a fresh one for the join the use case names, else
+// the caller's own (a re-attach keeps the join), else none (a caller who proved nothing).
+func (a *API) withTicket(rq *request, user, callers string) func(Data, error) (Data, error) {
+	return func(d Data, err error) (Data, error) {
+		if err != nil {
+			return d, err
+		}
+		switch {
+		case rq.joinID != "":
+			tk, err := a.d.Tickets.Issue(a.d.QueueID, user, rq.joinID)
+			if err != nil {
+				return Data{}, unavailable("tickets", err)
+			}
+			d.Ticket = tk
+		case callers != "":
+			d.Ticket = callers
+		}
+		return d, nil
+	}
+}
+
 // answer renders a use case's result, or turns its error into the answer.
 func (a *API) answer(rq *request) func(session.View, error) (Data, error) {
 	return func(v session.View, err error) (Data, error) {
 		if err != nil {
 			return Data{}, sessionErr(err)
 		}
-		rq.note = v.Note
+		rq.note, rq.joinID = v.Note, v.JoinID
 		return render(v), nil
 	}
 }
@@ -147,6 +199,8 @@ func (a *API) answer(rq *request) func(session.View, error) (Data, error) {
 // the server's configuration problem; anything else is CAR or Redis trouble, worth a retry.
 func sessionErr(err error) error {
 	switch {
+	case errors.Is(err, queue.ErrBadTicket):
+		return badTicket("Ticket: of an earlier join of this UserId; call /start again")
 	case errors.Is(err, queue.ErrInvalid):
 		return &apiError{status: http.StatusBadRequest, code: CodeInvalidField,
 			msg: "request: a field was rejected by the queue as invalid", cause: err}

@@ -28,6 +28,7 @@ type request struct {
 	rid     string // the RequestId, for the route's own log lines
 	outcome string // Data.Status of the answer
 	note    string // extra log detail (an admission outcome), never secret
+	joinID  string // the join the use case proved, for the answer's ticket
 }
 
 type routeFunc func(ctx context.Context, rq *request) (any, error)

@@ -42,6 +42,9 @@ var (
 	ErrLeaseLost  = errors.New("queue: claim lease lost (expired or taken over)")
 	ErrNotHolding = errors.New("queue: user holds no slot")
 	ErrInvalid    = errors.New("queue: invalid argument")
+	// ErrBadTicket: the caller's proof names another join of the user than its current one
+	// (a ticket of an earlier join, or of a join a grant re-issued).
+	ErrBadTicket = errors.New("queue: ticket not valid for the user's current join")
 )
 
 // Options configure a queue. Every field but Now is required: the defaults live in
@@ -74,6 +77,9 @@ type Status struct {
 	ServerSession string // when Ready or Active; Heartbeat leaves it empty
 	Client        Client // newest known, when Queued or holding; from Join only (Poll and Heartbeat leave it empty)
 	Reason        Reason // when StateNone and the user is remembered as gone
+	// JoinID names the user's current join, from Join only: what the user's ticket must
+	// carry (Ticketed). Empty when Join was not shown proof for a user it already knew.
+	JoinID string
 }
 
 // Claim is a user taken out of the line for admission. Token proves the claim is still the
@@ -108,4 +114,29 @@ type Stats struct {
 	// whose slots turn over in seconds does not report a rate diluted by minutes it never saw;
 	// 0 when there were none.
 	AdmissionsPerMinute float64
+}
+
+// Proof is what a caller shows the queue to act for a user: the join id its ticket names, a
+// valid grant, nothing, or Trusted for the service's own calls. Every script a user's request
+// reaches checks it atomically with the change it makes, so a ticket stops working the moment
+// its join ends (or a grant re-issues it), whichever instance serves the request.
+type Proof struct{ arg string }
+
+var (
+	// Trusted is for the service's own calls (the reaper's, a release's, tests): no check.
+	Trusted = Proof{"*"}
+	// Granted is a valid grant for the user (checked by the caller): Join re-issues the
+	// user's join id, so every earlier ticket stops working; elsewhere it counts as proof.
+	Granted = Proof{"G"}
+	// Unproven is a request that brought neither ticket nor grant: Join may add a new user,
+	// but changes nothing of a known one; every other call refuses a known user.
+	Unproven = Proof{""}
+)
+
+// Ticketed is the proof of a ticket naming joinID (Status.JoinID when it was issued).
+func Ticketed(joinID string) Proof {
+	if joinID == "" || joinID == "*" || joinID == "G" {
+		return Unproven
+	}
+	return Proof{joinID}
 }

@@ -31,11 +31,12 @@ return out
 
 // reattachScript puts a Ready/Active user whose deadline has not passed back to Admitting on
 // its own slot, remembering the state and deadline to return to.
-// ARGV: user, now, leaseMs, token, client (encoded; "" keeps the stored one).
-// Reply: {user, client, token} or {}.
+// ARGV: user, now, leaseMs, token, client (encoded; "" keeps the stored one), proof.
+// Reply: {user, client, token}, {} or {'BadTicket'} (a known user the proof does not name).
 var reattachScript = newScript("reattach", `
-local u, now, lease, tok, cs = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local u, now, lease, tok, cs, proof = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local st = holder_state(u)
+if (st or redis.call('ZSCORE', K_LINE, u)) and not proof_ok(u, proof) then return {'BadTicket'} end
 if st ~= 'Ready' and st ~= 'Active' then return {} end
 local z = state_zset(st)
 local d = redis.call('ZSCORE', z, u)
@@ -151,7 +152,9 @@ func (q *Queue) claim(ctx context.Context, only string, max int) ([]Claim, error
 // heartbeat deadline for Active. If the reattach claim's lease runs out, Reap puts the user
 // back into that state with that deadline (as Requeue does): its old CAR session may still
 // run, and the usual timeouts reap it if it does not.
-func (q *Queue) Reattach(ctx context.Context, userID string, c Client) (Claim, bool, error) {
+//
+// A known user whose current join p does not name gets ErrBadTicket, and nothing changes.
+func (q *Queue) Reattach(ctx context.Context, userID string, c Client, p Proof) (Claim, bool, error) {
 	if err := checkUser(userID); err != nil {
 		return Claim{}, false, fmt.Errorf("reattach: %w", err)
 	}
@@ -165,9 +168,12 @@ func (q *Queue) Reattach(ctx context.Context, userID string, c Client) (Claim, b
 	if err != nil {
 		return fail(err)
 	}
-	v, err := q.run(ctx, reattachScript, userID, q.nowMS(), ms(q.opts.ClaimLease), tok, encodeClient(c))
+	v, err := q.run(ctx, reattachScript, userID, q.nowMS(), ms(q.opts.ClaimLease), tok, encodeClient(c), p.arg)
 	if err != nil {
 		return fail(err)
+	}
+	if a, ok := v.([]any); ok && len(a) == 1 && replyString(a[0]) == "BadTicket" {
+		return fail(ErrBadTicket)
 	}
 	cs, err := replyClaims(v, true)
 	if err != nil {

@@ -23,13 +23,13 @@ func TestFIFO(t *testing.T) {
 		for len(admitted) < n {
 			switch op := rng.IntN(5); {
 			case op == 0 && joined < n:
-				must[Status](t)(q.Join(bg, user(joined), Client{IP: "198.51.100.1", Session: "cs"}))
+				must[Status](t)(q.Join(bg, user(joined), Client{IP: "198.51.100.1", Session: "cs"}, Trusted))
 				joined++
 			case op == 1 && joined > len(admitted):
 				// re-join of a waiting user (admitted ones would join anew, at the back)
-				must[Status](t)(q.Join(bg, user(len(admitted)+rng.IntN(joined-len(admitted))), Client{IP: "198.51.100.2", Session: "newer"}))
+				must[Status](t)(q.Join(bg, user(len(admitted)+rng.IntN(joined-len(admitted))), Client{IP: "198.51.100.2", Session: "newer"}, Trusted))
 			case op == 2 && joined > 0:
-				must[Status](t)(q.Poll(bg, user(rng.IntN(joined)), Client{}))
+				must[Status](t)(q.Poll(bg, user(rng.IntN(joined)), Client{}, Trusted))
 			case op == 3:
 				for _, c := range must[[]Claim](t)(q.Claim(bg, 1+rng.IntN(3))) {
 					noErr(t, q.MarkReady(bg, c, "ss"))
@@ -39,12 +39,12 @@ func TestFIFO(t *testing.T) {
 			case op == 4 && len(holding) > 0:
 				u := holding[0]
 				holding = holding[1:]
-				must[State](t)(q.Stop(bg, u))
+				must[State](t)(q.Stop(bg, u, Trusted))
 				noErr(t, q.Released(bg, u))
 			case joined == n && len(holding) == 3:
 				u := holding[0]
 				holding = holding[1:]
-				must[State](t)(q.Stop(bg, u))
+				must[State](t)(q.Stop(bg, u, Trusted))
 				noErr(t, q.Released(bg, u))
 			}
 			if s := must[Stats](t)(q.Stats(bg)); s.Admitting+s.Ready+s.Active+s.Releasing > 3 {
@@ -112,17 +112,17 @@ func TestConcurrentHammer(t *testing.T) {
 					var err error
 					switch rng.IntN(12) {
 					case 0, 1:
-						if _, err = q.Join(bg, u, Client{IP: "2001:db8::1", Session: "cs|" + u}); err == nil {
+						if _, err = q.Join(bg, u, Client{IP: "2001:db8::1", Session: "cs|" + u}, Trusted); err == nil {
 							joined.Store(u, true)
 						}
 					case 2:
-						_, err = q.Poll(bg, u, Client{IP: "198.51.100.9", Session: []string{"", "cs2"}[rng.IntN(2)]})
+						_, err = q.Poll(bg, u, Client{IP: "198.51.100.9", Session: []string{"", "cs2"}[rng.IntN(2)]}, Trusted)
 					case 3:
 						var cs []Claim
 						cs, err = q.Claim(bg, 1+rng.IntN(2))
 						mine = append(mine, cs...)
 					case 4:
-						if c, ok, e := q.Reattach(bg, u, Client{}); e != nil {
+						if c, ok, e := q.Reattach(bg, u, Client{}, Trusted); e != nil {
 							err = e
 						} else if ok {
 							mine = append(mine, c)
@@ -144,10 +144,10 @@ func TestConcurrentHammer(t *testing.T) {
 							}
 						}
 					case 7:
-						_, err = q.Heartbeat(bg, u)
+						_, err = q.Heartbeat(bg, u, Trusted)
 					case 8:
 						if rng.IntN(3) == 0 {
-							_, err = q.Stop(bg, u)
+							_, err = q.Stop(bg, u, Trusted)
 						}
 					case 9:
 						_, err = q.Reap(bg, 1+rng.IntN(5))

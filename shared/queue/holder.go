@@ -7,14 +7,19 @@ import (
 )
 
 // heartbeatScript: Ready → Active, Active stays; both get a fresh heartbeat deadline. Other
-// users are answered without change. ARGV: user, now, new deadline. Reply: status without
+// users are answered without change; a known user whose join id the proof does not name is
+// answered BadTicket. ARGV: user, now, new deadline, proof. Reply: status without
 // ServerSession and client, which a heartbeat does not need (one read less each time).
 //
 // The common case, an Active user, is one command: ZADD XX CH changes the deadline of a member
 // that exists (and answers 1 when it did); everyone else, and a repeat within the same
 // millisecond (score unchanged, answer 0), takes the slower path, which gives the same result.
 var heartbeatScript = newScript("heartbeat", `
-local u, deadline = ARGV[1], ARGV[3]
+local u, deadline, proof = ARGV[1], ARGV[3], ARGV[4]
+if proof ~= '*' and proof ~= 'G' then
+  local j = redis.call('HGET', K_TKG, u) or redis.call('HGET', K_HOLD, 'q:' .. u) or redis.call('ZSCORE', K_LINE, u)
+  if j and (proof == '' or tonumber(j) ~= tonumber(proof)) then return {'BadTicket'} end
+end
 if redis.call('ZADD', K_ACT, 'XX', 'CH', deadline, u) == 1 then return {'Active'} end
 --[[helpers]]
 local now = tonumber(ARGV[2])
@@ -69,12 +74,14 @@ return 1
 // Reap ran still counts: the deadline only matters to Reap and Reattach. A heartbeat while a
 // reattach is Admitting changes nothing (if the reattach lease runs out, the user returns
 // with its old deadline).
-func (q *Queue) Heartbeat(ctx context.Context, userID string) (Status, error) {
+//
+// A known user whose current join p does not name gets ErrBadTicket, and nothing changes.
+func (q *Queue) Heartbeat(ctx context.Context, userID string, p Proof) (Status, error) {
 	if err := checkUser(userID); err != nil {
 		return Status{}, fmt.Errorf("heartbeat: %w", err)
 	}
 	now := q.nowMS()
-	v, err := q.run(ctx, heartbeatScript, userID, now, now+ms(q.opts.HeartbeatTimeout))
+	v, err := q.run(ctx, heartbeatScript, userID, now, now+ms(q.opts.HeartbeatTimeout), p.arg)
 	var st Status
 	if err == nil {
 		st, err = replyStatus(v)

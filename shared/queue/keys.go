@@ -20,6 +20,8 @@ package queue
 //	gr     hash   departed user -> reason
 //	cnt    hash   counters: admitted, left:<reason>
 //	rate   zset   admission number -> admission time (ms), trimmed to RateWindow
+//	tkg    hash   user -> join id re-issued by a grant (sparse: most users have none, and their
+//	              join id is their join sequence, the score in line or hold's q:<user>)
 //	reaper string the reaper's lease, "<expiry ms>:<token>" with a PX TTL (lease.go)
 //	lock:<user>
 //	       string the per-user CAR lock, a random token with a PX TTL (lock.go); one key per
@@ -41,11 +43,12 @@ const (
 	kCnt
 	kRate
 	kReaper
+	kTkg
 	numKeys
 )
 
 // keyNames are the queue-wide keys' names; a script names key "x" as K_X (see assemble).
-var keyNames = [numKeys]string{"line", "seen", "cs", "seq", "hold", "lease", "rdy", "act", "rel", "gone", "gr", "cnt", "rate", "reaper"}
+var keyNames = [numKeys]string{"line", "seen", "cs", "seq", "hold", "lease", "rdy", "act", "rel", "gone", "gr", "cnt", "rate", "reaper", "tkg"}
 
 func keyPrefix(queueID string) string { return "cq:{" + queueID + "}:" }
 

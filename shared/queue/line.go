@@ -5,35 +5,62 @@ import (
 	"fmt"
 )
 
-// joinScript puts a user at the back of the line, or refreshes a known one in place.
-// ARGV: user, now, client (encoded; "" keeps the stored one). Reply: status.
+// joinScript puts a user at the back of the line, or refreshes a known one in place when the
+// caller proves it is that user (its current ticket, a grant, or trusted). A known user asked
+// for without proof is answered its state and place and nothing changes: no refresh, no
+// last-seen, no ServerSession in the answer, no join id. A grant ('G') re-issues the join id,
+// so the tickets of the user's earlier callers stop working while it keeps its place.
+// ARGV: user, now, client (encoded; "" keeps the stored one), proof. Reply: status, then the
+// join id (” when not proven).
 var joinScript = newScript("join", `
-local u, now, cs = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local u, now, cs, proof = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local function reissue()
+  if proof ~= 'G' then return join_id(u) end
+  local j = redis.call('INCR', K_SEQ)
+  redis.call('HSET', K_TKG, u, j)
+  return j
+end
 local r = redis.call('ZRANK', K_LINE, u)
+local jid
 if not r then
   local st = holder_state(u)
   if st then
+    if not proof_ok(u, proof) then return {st, 0, 0, '', '', '', ''} end
+    jid = reissue()
     if cs ~= '' then redis.call('HSET', K_CS, u, cs) else cs = redis.call('HGET', K_CS, u) or '' end
-    return holder_status(u, st, cs)
+    local out = holder_status(u, st, cs)
+    out[7] = jid
+    return out
   end
   local seq = redis.call('INCR', K_SEQ)
   redis.call('ZADD', K_LINE, seq, u)
   redis.call('ZREM', K_GONE, u)
   redis.call('HDEL', K_GR, u)
+  redis.call('HDEL', K_TKG, u)
   r = redis.call('ZCARD', K_LINE) - 1
+  jid = seq
+else
+  if not proof_ok(u, proof) then return {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', '', '', ''} end
+  jid = reissue()
 end
 redis.call('ZADD', K_SEEN, now, u)
 if cs ~= '' then redis.call('HSET', K_CS, u, cs) else cs = redis.call('HGET', K_CS, u) or '' end
-return {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', cs, ''}
+return {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', cs, '', jid}
 `)
 
 // pollScript answers a user's status, touching last-seen of a queued user and storing a new
 // client. It does not read the stored client back (a poll would carry up to 32 KB for
-// nothing). ARGV: user, now, client (encoded; "" keeps the stored one). Reply: status.
+// nothing). A known user whose join id the proof does not name is answered BadTicket and
+// nothing changes. ARGV: user, now, client (encoded; "" keeps the stored one), proof.
+// Reply: status.
 var pollScript = newScript("poll", `
-local u, cs = ARGV[1], ARGV[3]
+local u, cs, proof = ARGV[1], ARGV[3], ARGV[4]
 local r = redis.call('ZRANK', K_LINE, u)
 if r then
+  if proof ~= '*' and proof ~= 'G' then
+    local j = redis.call('HGET', K_TKG, u) or redis.call('ZSCORE', K_LINE, u)
+    if proof == '' or tonumber(j) ~= tonumber(proof) then return {'BadTicket'} end
+  end
   redis.call('ZADD', K_SEEN, ARGV[2], u)
   if cs ~= '' then redis.call('HSET', K_CS, u, cs) end
   return {'Queued', r + 1, redis.call('ZCARD', K_LINE)}
@@ -42,6 +69,7 @@ end
 local now = tonumber(ARGV[2])
 local st = holder_state(u)
 if st then
+  if not proof_ok(u, proof) then return {'BadTicket'} end
   if cs ~= '' then redis.call('HSET', K_CS, u, cs) end
   return holder_status(u, st, '')
 end
@@ -65,11 +93,13 @@ to_releasing(u, st, reason, now)
 return 1
 `)
 
-// stopScript removes a queued user (gone, stopped) or moves a holder to Releasing.
-// ARGV: user, now, goneRetention. Reply: the state before.
+// stopScript removes a queued user (gone, stopped) or moves a holder to Releasing, when the
+// proof names the user's current join. ARGV: user, now, goneRetention, proof. Reply: the
+// state before, or BadTicket.
 var stopScript = newScript("stop", `
-local u, now, ret = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local u, now, ret, proof = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 if redis.call('ZSCORE', K_LINE, u) then
+  if not proof_ok(u, proof) then return 'BadTicket' end
   leave_line(u)
   set_gone(u, 'stopped', now, ret)
   count_left('stopped')
@@ -77,6 +107,7 @@ if redis.call('ZSCORE', K_LINE, u) then
 end
 local st = holder_state(u)
 if not st then return '' end
+if not proof_ok(u, proof) then return 'BadTicket' end
 if st ~= 'Releasing' then to_releasing(u, st, 'stopped', now) end
 return st
 `)
@@ -85,25 +116,33 @@ return st
 // its place and refreshes its client (when c.Session is set) and last-seen: a repeated /start
 // must never cost a user its place. Status.Client is the client now stored, the one admission
 // will use. One round trip.
-func (q *Queue) Join(ctx context.Context, userID string, c Client) (Status, error) {
-	return q.statusCall(ctx, joinScript, userID, c)
+//
+// p decides what Join may do to a user it already knows: with the proof of its current
+// join (or Trusted) it refreshes as above; with Granted it also re-issues the join id
+// (Status.JoinID is the new one: earlier tickets stop working); Unproven, or a stale ticket,
+// changes nothing and answers the state and place only (no ServerSession, no client, an empty
+// JoinID). A new user needs no proof.
+func (q *Queue) Join(ctx context.Context, userID string, c Client, p Proof) (Status, error) {
+	return q.statusCall(ctx, joinScript, userID, c, p)
 }
 
 // Poll returns the user's status, touching last-seen (a queued user who stops polling is
 // reaped as idle) and refreshing its client when c.Session is set. Status.Client stays empty:
 // polls are the hot path and need not carry the ClientSession back. One round trip.
-func (q *Queue) Poll(ctx context.Context, userID string, c Client) (Status, error) {
-	return q.statusCall(ctx, pollScript, userID, c)
+//
+// A known user whose current join p does not name gets ErrBadTicket, and nothing changes.
+func (q *Queue) Poll(ctx context.Context, userID string, c Client, p Proof) (Status, error) {
+	return q.statusCall(ctx, pollScript, userID, c, p)
 }
 
-func (q *Queue) statusCall(ctx context.Context, sc *script, userID string, c Client) (Status, error) {
+func (q *Queue) statusCall(ctx context.Context, sc *script, userID string, c Client, p Proof) (Status, error) {
 	if err := checkUser(userID); err != nil {
 		return Status{}, fmt.Errorf("%s: %w", sc.name, err)
 	}
 	if err := checkClient(c); err != nil {
 		return Status{}, fmt.Errorf("%s %s: %w", sc.name, userID, err)
 	}
-	v, err := q.run(ctx, sc, userID, q.nowMS(), encodeClient(c))
+	v, err := q.run(ctx, sc, userID, q.nowMS(), encodeClient(c), p.arg)
 	var st Status
 	if err == nil {
 		st, err = replyStatus(v)
@@ -132,12 +171,16 @@ func (q *Queue) Expire(ctx context.Context, userID string) (bool, error) {
 // Stop removes a queued user at once, or moves a holder to Releasing (it keeps its slot until
 // CAR confirms DestroySession). It returns the state before, so the caller knows whether a
 // CAR session may need destroying. Stopping twice is fine: the second call returns
-// StateReleasing (still leaving) or StateNone (gone).
-func (q *Queue) Stop(ctx context.Context, userID string) (State, error) {
+// StateReleasing (still leaving) or StateNone (gone). A known user whose current join p does
+// not name gets ErrBadTicket, and nothing changes.
+func (q *Queue) Stop(ctx context.Context, userID string, p Proof) (State, error) {
 	if err := checkUser(userID); err != nil {
 		return StateNone, fmt.Errorf("stop: %w", err)
 	}
-	v, err := q.run(ctx, stopScript, userID, q.nowMS(), ms(q.opts.GoneRetention))
+	v, err := q.run(ctx, stopScript, userID, q.nowMS(), ms(q.opts.GoneRetention), p.arg)
+	if err == nil && replyString(v) == "BadTicket" {
+		err = ErrBadTicket
+	}
 	if err != nil {
 		return StateNone, fmt.Errorf("stop %s: %w", userID, err)
 	}

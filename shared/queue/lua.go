@@ -33,10 +33,24 @@ end`},
 local function drop_holder(u)
   redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u)
 end`},
+	// the id of the user's current join: what its ticket must name (see Proof)
+	{"join_id", `
+local function join_id(u)
+  return redis.call('HGET', K_TKG, u) or redis.call('ZSCORE', K_LINE, u) or redis.call('HGET', K_HOLD, 'q:' .. u)
+end`},
+	// whether a caller's proof (ARGV form of Proof) shows it may act for the known user u
+	{"proof_ok", `
+local function proof_ok(u, proof)
+  if proof == '*' or proof == 'G' then return true end
+  if proof == '' then return false end
+  local j = join_id(u)
+  return j and tonumber(j) == tonumber(proof)
+end`},
 	{"set_gone", `
 local function set_gone(u, reason, now, retention)
   redis.call('ZADD', K_GONE, now + retention, u)
   redis.call('HSET', K_GR, u, reason)
+  redis.call('HDEL', K_TKG, u)
 end`},
 	{"count_left", `
 local function count_left(reason)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ type mUser struct {
 	prevDeadline int64
 	reason       Reason // Releasing
 	failures     int    // Releasing: DestroySession attempts that failed (RetryRelease)
+	jid          int64  // the current join's id: its sequence, or the one a grant re-issued
 }
 
 type mGone struct {
@@ -124,13 +126,55 @@ func (m *model) unclaim(x *mUser) {
 	x.state, x.lastSeen, x.tok, x.ss = StateQueued, m.now, "", ""
 }
 
-func (m *model) join(u string, c Client) Status {
+// proofs are the kinds of proof a caller may show; proofOf turns one into the queue's Proof.
+var proofs = []string{"trusted", "granted", "none", "current", "stale"}
+
+func (m *model) proofOf(u, kind string) Proof {
+	var jid int64
+	if x, ok := m.users[u]; ok {
+		jid = x.jid
+	}
+	switch kind {
+	case "trusted":
+		return Trusted
+	case "granted":
+		return Granted
+	case "current":
+		return Ticketed(strconv.FormatInt(jid, 10))
+	case "stale":
+		return Ticketed(strconv.FormatInt(jid+1000, 10))
+	}
+	return Unproven
+}
+
+// proven reports whether p lets a caller act for u: anyone for an unknown user; for a known
+// one, trust, a grant, or a ticket of its current join.
+func (m *model) proven(u string, p Proof) bool {
 	x, ok := m.users[u]
+	switch {
+	case !ok, p == Trusted, p == Granted:
+		return true
+	case p == Unproven:
+		return false
+	}
+	return p == Ticketed(strconv.FormatInt(x.jid, 10))
+}
+
+func (m *model) join(u string, c Client, p Proof) Status {
+	x, ok := m.users[u]
+	if ok && !m.proven(u, p) {
+		st := m.status(u)
+		st.Client, st.ServerSession = Client{}, ""
+		return st
+	}
 	if !ok {
 		m.seq++
-		x = &mUser{state: StateQueued, seq: m.seq}
+		x = &mUser{state: StateQueued, seq: m.seq, jid: m.seq}
 		m.users[u] = x
 		delete(m.gone, u)
+	} else if p == Granted {
+		m.seq++
+		x.jid = m.seq
 	}
 	if x.state == StateQueued {
 		x.lastSeen = m.now
@@ -138,10 +182,15 @@ func (m *model) join(u string, c Client) Status {
 	if c.Session != "" {
 		x.client = c
 	}
-	return m.status(u)
+	st := m.status(u)
+	st.JoinID = strconv.FormatInt(x.jid, 10)
+	return st
 }
 
-func (m *model) poll(u string, c Client) Status {
+func (m *model) poll(u string, c Client, p Proof) (Status, error) {
+	if !m.proven(u, p) {
+		return Status{}, ErrBadTicket
+	}
 	if x, ok := m.users[u]; ok {
 		if x.state == StateQueued {
 			x.lastSeen = m.now
@@ -152,7 +201,7 @@ func (m *model) poll(u string, c Client) Status {
 	}
 	st := m.status(u)
 	st.Client = Client{}
-	return st
+	return st, nil
 }
 
 // claim returns the users the queue must claim; the test then records their tokens.
@@ -217,20 +266,26 @@ func (m *model) refuse(c Claim, locked bool) error {
 	return nil
 }
 
-func (m *model) heartbeat(u string) Status {
+func (m *model) heartbeat(u string, p Proof) (Status, error) {
+	if !m.proven(u, p) {
+		return Status{}, ErrBadTicket
+	}
 	x, ok := m.users[u]
 	if ok && (x.state == StateReady || x.state == StateActive) {
 		x.state, x.deadline = StateActive, m.now+ms(m.o.HeartbeatTimeout)
 	}
 	st := m.status(u)
 	st.Client, st.ServerSession = Client{}, ""
-	return st
+	return st, nil
 }
 
-func (m *model) stop(u string) State {
+func (m *model) stop(u string, p Proof) (State, error) {
+	if !m.proven(u, p) {
+		return StateNone, ErrBadTicket
+	}
 	x, ok := m.users[u]
 	if !ok {
-		return StateNone
+		return StateNone, nil
 	}
 	prev := x.state
 	switch x.state {
@@ -241,21 +296,24 @@ func (m *model) stop(u string) State {
 	default:
 		m.toReleasing(x, ReasonStopped)
 	}
-	return prev
+	return prev, nil
 }
 
 // reattach returns whether the user is to be claimed again.
-func (m *model) reattach(u string, c Client) bool {
+func (m *model) reattach(u string, c Client, p Proof) (bool, error) {
+	if !m.proven(u, p) {
+		return false, ErrBadTicket
+	}
 	x, ok := m.users[u]
 	if !ok || (x.state != StateReady && x.state != StateActive) || x.deadline <= m.now {
-		return false
+		return false, nil
 	}
 	x.prev, x.prevDeadline = x.state, x.deadline
 	x.state, x.deadline = StateAdmitting, m.now+ms(m.o.ClaimLease)
 	if c.Session != "" {
 		x.client = c
 	}
-	return true
+	return true, nil
 }
 
 // expire ends a Ready or Active user past its deadline, with the reason Reap would give.
@@ -450,15 +508,18 @@ func TestModel(t *testing.T) {
 				rt.Repeat(map[string]func(*rapid.T){
 					"join": func(rt *rapid.T) {
 						u, c := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(clients).Draw(rt, "client")
-						got, err := q.Join(bg, u, c)
+						p := m.proofOf(u, rapid.SampledFrom(proofs).Draw(rt, "proof"))
+						got, err := q.Join(bg, u, c, p)
 						errIs("join", err, nil)
-						check("join "+u, got, m.join(u, c))
+						check("join "+u, got, m.join(u, c, p))
 					},
 					"poll": func(rt *rapid.T) {
 						u, c := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(clients).Draw(rt, "client")
-						got, err := q.Poll(bg, u, c)
-						errIs("poll", err, nil)
-						check("poll "+u, got, m.poll(u, c))
+						p := m.proofOf(u, rapid.SampledFrom(proofs).Draw(rt, "proof"))
+						got, err := q.Poll(bg, u, c, p)
+						want, werr := m.poll(u, c, p)
+						errIs("poll", err, werr)
+						check("poll "+u, got, want)
 					},
 					"claim": func(rt *rapid.T) {
 						k := rapid.IntRange(1, 3).Draw(rt, "k")
@@ -478,9 +539,10 @@ func TestModel(t *testing.T) {
 					},
 					"reattach": func(rt *rapid.T) {
 						u, cl := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(clients).Draw(rt, "client")
-						c, ok, err := q.Reattach(bg, u, cl)
-						errIs("reattach", err, nil)
-						want := m.reattach(u, cl)
+						p := m.proofOf(u, rapid.SampledFrom(proofs).Draw(rt, "proof"))
+						c, ok, err := q.Reattach(bg, u, cl, p)
+						want, werr := m.reattach(u, cl, p)
+						errIs("reattach", err, werr)
 						check("reattach "+u, ok, want)
 						if ok {
 							check("reattach client", c.Client, m.users[u].client)
@@ -502,9 +564,11 @@ func TestModel(t *testing.T) {
 					},
 					"heartbeat": func(rt *rapid.T) {
 						u := rapid.SampledFrom(users).Draw(rt, "u")
-						got, err := q.Heartbeat(bg, u)
-						errIs("heartbeat", err, nil)
-						check("heartbeat "+u, got, m.heartbeat(u))
+						p := m.proofOf(u, rapid.SampledFrom(proofs).Draw(rt, "proof"))
+						got, err := q.Heartbeat(bg, u, p)
+						want, werr := m.heartbeat(u, p)
+						errIs("heartbeat", err, werr)
+						check("heartbeat "+u, got, want)
 					},
 					"expire": func(rt *rapid.T) {
 						u := rapid.SampledFrom(users).Draw(rt, "u")
@@ -524,9 +588,11 @@ func TestModel(t *testing.T) {
 					},
 					"stop": func(rt *rapid.T) {
 						u := rapid.SampledFrom(users).Draw(rt, "u")
-						got, err := q.Stop(bg, u)
-						errIs("stop", err, nil)
-						check("stop "+u, got, m.stop(u))
+						p := m.proofOf(u, rapid.SampledFrom(proofs).Draw(rt, "proof"))
+						got, err := q.Stop(bg, u, p)
+						want, werr := m.stop(u, p)
+						errIs("stop", err, werr)
+						check("stop "+u, got, want)
 					},
 					"reap": func(rt *rapid.T) {
 						batch := rapid.IntRange(1, 3).Draw(rt, "batch")

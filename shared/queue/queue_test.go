@@ -63,23 +63,23 @@ var _ Scripter = (*redis.ClusterClient)(nil)
 func TestInvalidArguments(t *testing.T) {
 	forBackends(t, testOptions(1), func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		for _, u := range []string{"", strings.Repeat("x", 65), "a b", "a{b}", "ü"} {
-			_, err := q.Join(bg, u, Client{Session: "cs"})
+			_, err := q.Join(bg, u, Client{Session: "cs"}, Trusted)
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "UserId") {
 				t.Errorf("Join(%q) err = %v, want ErrInvalid naming UserId", u, err)
 			}
-			_, err = q.Poll(bg, u, Client{})
+			_, err = q.Poll(bg, u, Client{}, Trusted)
 			wantErrIs(t, err, ErrInvalid)
-			_, err = q.Heartbeat(bg, u)
+			_, err = q.Heartbeat(bg, u, Trusted)
 			wantErrIs(t, err, ErrInvalid)
 		}
 		const u = "ok.user@x:1-_"
 		long := strings.Repeat("ü", MaxClientSession) // the limit is in characters, not bytes
-		_, err := q.Join(bg, u, Client{Session: long + "c"})
+		_, err := q.Join(bg, u, Client{Session: long + "c"}, Trusted)
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "ClientSession has 8193 chars, at most 8192") {
 			t.Errorf("Join with a long ClientSession: err = %v", err)
 		}
 		maxIP := strings.Repeat("f", MaxIP)
-		st := must[Status](t)(q.Join(bg, u, Client{IP: maxIP, Session: long}))
+		st := must[Status](t)(q.Join(bg, u, Client{IP: maxIP, Session: long}, Trusted))
 		if st.Client != (Client{IP: maxIP, Session: long}) {
 			t.Errorf("longest client not kept whole: IP %q, %d chars of session", st.Client.IP, len([]rune(st.Client.Session)))
 		}
@@ -90,9 +90,9 @@ func TestInvalidArguments(t *testing.T) {
 			{"10.0.0.1\u0085", `client IP "10.0.0.1\u0085" has '\u0085' at byte 8`},
 		} {
 			for name, call := range map[string]func() error{
-				"join":     func() error { _, err := q.Join(bg, u, Client{IP: tt.ip, Session: "cs"}); return err },
-				"poll":     func() error { _, err := q.Poll(bg, u, Client{IP: tt.ip}); return err },
-				"reattach": func() error { _, _, err := q.Reattach(bg, u, Client{IP: tt.ip, Session: "cs"}); return err },
+				"join":     func() error { _, err := q.Join(bg, u, Client{IP: tt.ip, Session: "cs"}, Trusted); return err },
+				"poll":     func() error { _, err := q.Poll(bg, u, Client{IP: tt.ip}, Trusted); return err },
+				"reattach": func() error { _, _, err := q.Reattach(bg, u, Client{IP: tt.ip, Session: "cs"}, Trusted); return err },
 			} {
 				if err := call(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), name+" "+u+": "+tt.want) {
 					t.Errorf("%s with IP %q: err = %v, want ErrInvalid saying %q", name, tt.ip, err, tt.want)
@@ -141,20 +141,20 @@ func TestClientEncoding(t *testing.T) {
 func TestJoinIsIdempotentAndPollCounts(t *testing.T) {
 	forBackends(t, testOptions(1), func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		for i := 1; i <= 3; i++ {
-			st := must[Status](t)(q.Join(bg, user(i), Client{Session: "cs1"}))
+			st := must[Status](t)(q.Join(bg, user(i), Client{Session: "cs1"}, Trusted))
 			if st.State != StateQueued || st.Position != int64(i) || st.Length != int64(i) {
 				t.Fatalf("join %d: %+v", i, st)
 			}
 		}
-		st := must[Status](t)(q.Join(bg, user(1), Client{IP: "203.0.113.1", Session: "cs2"}))
+		st := must[Status](t)(q.Join(bg, user(1), Client{IP: "203.0.113.1", Session: "cs2"}, Trusted))
 		if st.Position != 1 || st.Length != 3 || st.Client != (Client{IP: "203.0.113.1", Session: "cs2"}) {
 			t.Fatalf("re-join moved or did not refresh: %+v", st)
 		}
-		st = must[Status](t)(q.Poll(bg, user(2), Client{}))
+		st = must[Status](t)(q.Poll(bg, user(2), Client{}, Trusted))
 		if st.State != StateQueued || st.Position != 2 || st.Length != 3 || st.Client != (Client{}) {
 			t.Fatalf("poll: %+v", st)
 		}
-		st = must[Status](t)(q.Poll(bg, "stranger", Client{}))
+		st = must[Status](t)(q.Poll(bg, "stranger", Client{}, Trusted))
 		if st != (Status{}) {
 			t.Fatalf("unknown user: %+v", st)
 		}
@@ -166,16 +166,16 @@ func TestJoinIsIdempotentAndPollCounts(t *testing.T) {
 		if err != nil || !ok || c.Client != (Client{IP: "203.0.113.1", Session: "cs2"}) || c.Token == "" {
 			t.Fatalf("ClaimUser head: %+v %v %v", c, ok, err)
 		}
-		st = must[Status](t)(q.Join(bg, user(1), Client{Session: "cs3"})) // no IP now: none stored
+		st = must[Status](t)(q.Join(bg, user(1), Client{Session: "cs3"}, Trusted)) // no IP now: none stored
 		if st.State != StateAdmitting || st.Client != (Client{Session: "cs3"}) {
 			t.Fatalf("join of a holder: %+v", st)
 		}
 		noErr(t, q.MarkReady(bg, Claim{UserID: user(1), Token: c.Token}, "ss1"))
-		st = must[Status](t)(q.Join(bg, user(1), Client{IP: "203.0.113.9"})) // no session: IP not stored either
+		st = must[Status](t)(q.Join(bg, user(1), Client{IP: "203.0.113.9"}, Trusted)) // no session: IP not stored either
 		if st.State != StateReady || st.ServerSession != "ss1" || st.Client != (Client{Session: "cs3"}) {
 			t.Fatalf("join of a ready user: %+v", st)
 		}
-		st = must[Status](t)(q.Poll(bg, user(3), Client{}))
+		st = must[Status](t)(q.Poll(bg, user(3), Client{}, Trusted))
 		if st.Position != 2 || st.Length != 2 {
 			t.Fatalf("after admission: %+v", st)
 		}
@@ -187,7 +187,7 @@ func TestClaimRespectsCapacityAndLeaseExpiryReturnsToFront(t *testing.T) {
 	o.QueueIdleTimeout = time.Hour
 	forBackends(t, o, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		for i := 1; i <= 5; i++ {
-			must[Status](t)(q.Join(bg, user(i), Client{}))
+			must[Status](t)(q.Join(bg, user(i), Client{}, Trusted))
 		}
 		cs := must[[]Claim](t)(q.Claim(bg, 10))
 		if len(cs) != 2 || cs[0].UserID != user(1) || cs[1].UserID != user(2) || cs[0].Token == "" || cs[0].Token == cs[1].Token {
@@ -204,7 +204,7 @@ func TestClaimRespectsCapacityAndLeaseExpiryReturnsToFront(t *testing.T) {
 			t.Fatalf("reap: %+v", res)
 		}
 		for i := 1; i <= 2; i++ {
-			if st := must[Status](t)(q.Poll(bg, user(i), Client{})); st.Position != int64(i) || st.Length != 5 {
+			if st := must[Status](t)(q.Poll(bg, user(i), Client{}, Trusted)); st.Position != int64(i) || st.Length != 5 {
 				t.Fatalf("user %d after lease expiry: %+v", i, st)
 			}
 		}
@@ -217,7 +217,7 @@ func TestClaimRespectsCapacityAndLeaseExpiryReturnsToFront(t *testing.T) {
 		}
 		wantErrIs(t, q.MarkReady(bg, cs[0], "stale token"), ErrLeaseLost)
 		noErr(t, q.Requeue(bg, again[0]))
-		if st := must[Status](t)(q.Poll(bg, user(1), Client{})); st.Position != 1 {
+		if st := must[Status](t)(q.Poll(bg, user(1), Client{}, Trusted)); st.Position != 1 {
 			t.Fatalf("requeued user not at the front: %+v", st)
 		}
 	})
@@ -225,49 +225,49 @@ func TestClaimRespectsCapacityAndLeaseExpiryReturnsToFront(t *testing.T) {
 
 func TestHeartbeatStopAndRelease(t *testing.T) {
 	forBackends(t, testOptions(1), func(t *testing.T, q *Queue, clk *testkit.Clock) {
-		must[Status](t)(q.Join(bg, "a", Client{Session: "csa"}))
-		must[Status](t)(q.Join(bg, "b", Client{Session: "csb"}))
+		must[Status](t)(q.Join(bg, "a", Client{Session: "csa"}, Trusted))
+		must[Status](t)(q.Join(bg, "b", Client{Session: "csb"}, Trusted))
 		c := must[[]Claim](t)(q.Claim(bg, 1))[0]
-		if st := must[Status](t)(q.Heartbeat(bg, "a")); st.State != StateAdmitting {
+		if st := must[Status](t)(q.Heartbeat(bg, "a", Trusted)); st.State != StateAdmitting {
 			t.Fatalf("heartbeat while admitting: %+v", st)
 		}
 		noErr(t, q.MarkReady(bg, c, "ssa"))
-		st := must[Status](t)(q.Heartbeat(bg, "a"))
+		st := must[Status](t)(q.Heartbeat(bg, "a", Trusted))
 		if st.State != StateActive {
 			t.Fatalf("heartbeat: %+v", st)
 		}
-		if prev := must[State](t)(q.Stop(bg, "b")); prev != StateQueued {
+		if prev := must[State](t)(q.Stop(bg, "b", Trusted)); prev != StateQueued {
 			t.Fatalf("stop queued: %v", prev)
 		}
-		if st := must[Status](t)(q.Poll(bg, "b", Client{})); st.State != StateNone || st.Reason != ReasonStopped {
+		if st := must[Status](t)(q.Poll(bg, "b", Client{}, Trusted)); st.State != StateNone || st.Reason != ReasonStopped {
 			t.Fatalf("stopped user: %+v", st)
 		}
-		if prev := must[State](t)(q.Stop(bg, "a")); prev != StateActive {
+		if prev := must[State](t)(q.Stop(bg, "a", Trusted)); prev != StateActive {
 			t.Fatalf("stop active: %v", prev)
 		}
-		if prev := must[State](t)(q.Stop(bg, "a")); prev != StateReleasing {
+		if prev := must[State](t)(q.Stop(bg, "a", Trusted)); prev != StateReleasing {
 			t.Fatalf("stop twice: %v", prev)
 		}
 		if rel := must[[]string](t)(q.Releasing(bg, 10)); len(rel) != 1 || rel[0] != "a" {
 			t.Fatalf("releasing: %v", rel)
 		}
-		must[Status](t)(q.Join(bg, "c", Client{}))
+		must[Status](t)(q.Join(bg, "c", Client{}, Trusted))
 		if got := must[[]Claim](t)(q.Claim(bg, 1)); len(got) != 0 {
 			t.Fatalf("a releasing user's slot was given away: %+v", got)
 		}
 		noErr(t, q.Released(bg, "a"))
 		wantErrIs(t, q.Released(bg, "a"), ErrNotHolding)
-		if st := must[Status](t)(q.Heartbeat(bg, "a")); st.State != StateNone || st.Reason != ReasonStopped {
+		if st := must[Status](t)(q.Heartbeat(bg, "a", Trusted)); st.State != StateNone || st.Reason != ReasonStopped {
 			t.Fatalf("heartbeat of released user: %+v", st)
 		}
 		if got := must[[]Claim](t)(q.Claim(bg, 1)); len(got) != 1 || got[0].UserID != "c" {
 			t.Fatalf("slot not free after Released: %+v", got)
 		}
 		clk.Advance(10*time.Minute + time.Millisecond)
-		if st := must[Status](t)(q.Poll(bg, "a", Client{})); st != (Status{}) {
+		if st := must[Status](t)(q.Poll(bg, "a", Client{}, Trusted)); st != (Status{}) {
 			t.Fatalf("gone reason kept past retention: %+v", st)
 		}
-		if prev := must[State](t)(q.Stop(bg, "nobody")); prev != StateNone {
+		if prev := must[State](t)(q.Stop(bg, "nobody", Trusted)); prev != StateNone {
 			t.Fatalf("stop unknown: %v", prev)
 		}
 	})
@@ -275,29 +275,29 @@ func TestHeartbeatStopAndRelease(t *testing.T) {
 
 func TestReattach(t *testing.T) {
 	forBackends(t, testOptions(1), func(t *testing.T, q *Queue, clk *testkit.Clock) {
-		must[Status](t)(q.Join(bg, "a", Client{IP: "198.51.100.1", Session: "cs1"}))
+		must[Status](t)(q.Join(bg, "a", Client{IP: "198.51.100.1", Session: "cs1"}, Trusted))
 		c := must[[]Claim](t)(q.Claim(bg, 1))[0]
 		if c.Client != (Client{IP: "198.51.100.1", Session: "cs1"}) {
 			t.Fatalf("claim: %+v", c)
 		}
 		noErr(t, q.MarkReady(bg, c, "ss1"))
-		must[Status](t)(q.Heartbeat(bg, "a"))
+		must[Status](t)(q.Heartbeat(bg, "a", Trusted))
 		deadline := clk.Now().Add(time.Minute)
 
 		clk.Advance(10 * time.Second)
-		r, ok, err := q.Reattach(bg, "a", Client{IP: "198.51.100.2", Session: "cs2"})
+		r, ok, err := q.Reattach(bg, "a", Client{IP: "198.51.100.2", Session: "cs2"}, Trusted)
 		if err != nil || !ok || !r.Reattach || r.Client != (Client{IP: "198.51.100.2", Session: "cs2"}) {
 			t.Fatalf("reattach: %+v %v %v", r, ok, err)
 		}
-		if _, ok, _ := q.Reattach(bg, "a", Client{Session: "cs3"}); ok {
+		if _, ok, _ := q.Reattach(bg, "a", Client{Session: "cs3"}, Trusted); ok {
 			t.Fatal("reattach of an admitting user")
 		}
 		noErr(t, q.Requeue(bg, r)) // back to Active, old deadline
-		if st := must[Status](t)(q.Poll(bg, "a", Client{})); st.State != StateActive || st.ServerSession != "ss1" {
+		if st := must[Status](t)(q.Poll(bg, "a", Client{}, Trusted)); st.State != StateActive || st.ServerSession != "ss1" {
 			t.Fatalf("after requeue of reattach: %+v", st)
 		}
 
-		r = must[Claim](t)(func() (Claim, error) { c, _, err := q.Reattach(bg, "a", Client{}); return c, err }())
+		r = must[Claim](t)(func() (Claim, error) { c, _, err := q.Reattach(bg, "a", Client{}, Trusted); return c, err }())
 		if r.Client != (Client{IP: "198.51.100.2", Session: "cs2"}) {
 			t.Fatalf("reattach without a session did not return the stored client: %+v", r)
 		}
@@ -306,11 +306,11 @@ func TestReattach(t *testing.T) {
 		if res.ExpiredClaims != 1 || len(res.Releasing) != 0 {
 			t.Fatalf("reap: %+v", res)
 		}
-		if st := must[Status](t)(q.Poll(bg, "a", Client{})); st.State != StateActive {
+		if st := must[Status](t)(q.Poll(bg, "a", Client{}, Trusted)); st.State != StateActive {
 			t.Fatalf("after expired reattach lease: %+v", st)
 		}
 		clk.Advance(deadline.Sub(clk.Now()))
-		if _, ok, _ := q.Reattach(bg, "a", Client{}); ok {
+		if _, ok, _ := q.Reattach(bg, "a", Client{}, Trusted); ok {
 			t.Fatal("reattach past the heartbeat deadline")
 		}
 		res = must[ReapResult](t)(q.Reap(bg, 10))
@@ -320,18 +320,18 @@ func TestReattach(t *testing.T) {
 
 		// A reattach that succeeds is not a new admission.
 		noErr(t, q.Released(bg, "a"))
-		must[Status](t)(q.Join(bg, "a", Client{Session: "cs1"}))
+		must[Status](t)(q.Join(bg, "a", Client{Session: "cs1"}, Trusted))
 		c = must[[]Claim](t)(q.Claim(bg, 1))[0]
 		noErr(t, q.MarkReady(bg, c, "ss2"))
-		r, _, _ = q.Reattach(bg, "a", Client{})
+		r, _, _ = q.Reattach(bg, "a", Client{}, Trusted)
 		noErr(t, q.MarkReady(bg, r, "ss3"))
 		s := must[Stats](t)(q.Stats(bg))
 		if s.AdmittedTotal != 2 || s.Ready != 1 {
 			t.Fatalf("stats: %+v", s)
 		}
-		r, _, _ = q.Reattach(bg, "a", Client{})
+		r, _, _ = q.Reattach(bg, "a", Client{}, Trusted)
 		noErr(t, q.Refuse(bg, r, false)) // a reattach always releases
-		if st := must[Status](t)(q.Poll(bg, "a", Client{})); st.State != StateReleasing {
+		if st := must[Status](t)(q.Poll(bg, "a", Client{}, Trusted)); st.State != StateReleasing {
 			t.Fatalf("refused reattach: %+v", st)
 		}
 	})
@@ -339,19 +339,19 @@ func TestReattach(t *testing.T) {
 
 func TestRefuse(t *testing.T) {
 	forBackends(t, testOptions(2), func(t *testing.T, q *Queue, clk *testkit.Clock) {
-		must[Status](t)(q.Join(bg, "a", Client{}))
-		must[Status](t)(q.Join(bg, "b", Client{}))
+		must[Status](t)(q.Join(bg, "a", Client{}, Trusted))
+		must[Status](t)(q.Join(bg, "b", Client{}, Trusted))
 		cs := must[[]Claim](t)(q.Claim(bg, 2))
 		noErr(t, q.Refuse(bg, cs[0], false))
 		noErr(t, q.Refuse(bg, cs[1], true))
-		if st := must[Status](t)(q.Poll(bg, "a", Client{})); st.State != StateNone || st.Reason != ReasonCARRefused {
+		if st := must[Status](t)(q.Poll(bg, "a", Client{}, Trusted)); st.State != StateNone || st.Reason != ReasonCARRefused {
 			t.Fatalf("refused unlocked: %+v", st)
 		}
-		if st := must[Status](t)(q.Poll(bg, "b", Client{})); st.State != StateReleasing {
+		if st := must[Status](t)(q.Poll(bg, "b", Client{}, Trusted)); st.State != StateReleasing {
 			t.Fatalf("refused locked: %+v", st)
 		}
 		noErr(t, q.Released(bg, "b"))
-		if st := must[Status](t)(q.Poll(bg, "b", Client{})); st.Reason != ReasonCARRefused {
+		if st := must[Status](t)(q.Poll(bg, "b", Client{}, Trusted)); st.Reason != ReasonCARRefused {
 			t.Fatalf("released after refusal: %+v", st)
 		}
 		s := must[Stats](t)(q.Stats(bg))
@@ -366,16 +366,16 @@ func TestReapIsBoundedAndSlotsComeBack(t *testing.T) {
 	opts.ReadyTimeout = 20 * time.Second
 	forBackends(t, opts, func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		for i := 0; i < 10; i++ {
-			must[Status](t)(q.Join(bg, user(i), Client{}))
+			must[Status](t)(q.Join(bg, user(i), Client{}, Trusted))
 		}
 		cs := must[[]Claim](t)(q.Claim(bg, 4)) // u000..u003
 		for _, c := range cs {
 			noErr(t, q.MarkReady(bg, c, "ss-"+c.UserID))
 		}
-		must[Status](t)(q.Heartbeat(bg, user(0)))
-		must[Status](t)(q.Heartbeat(bg, user(1)))
+		must[Status](t)(q.Heartbeat(bg, user(0), Trusted))
+		must[Status](t)(q.Heartbeat(bg, user(1), Trusted))
 		clk.Advance(20 * time.Second) // u002, u003 never started
-		must[Status](t)(q.Poll(bg, user(9), Client{}))
+		must[Status](t)(q.Poll(bg, user(9), Client{}, Trusted))
 		res := must[ReapResult](t)(q.Reap(bg, 1))
 		if !res.More || len(res.Releasing) != 1 || res.Releasing[0] != user(2) || res.Dropped[ReasonNeverStarted] != 1 {
 			t.Fatalf("first batch: %+v", res)
@@ -403,10 +403,10 @@ func TestReapIsBoundedAndSlotsComeBack(t *testing.T) {
 		if res.Dropped[ReasonIdle] != 3 || res.Dropped[ReasonHeartbeatTimeout] != 2 || res.ExpiredClaims != 2 || res.More {
 			t.Fatalf("big batch: %+v", res)
 		}
-		if st := must[Status](t)(q.Poll(bg, user(6), Client{})); st.Reason != ReasonIdle {
+		if st := must[Status](t)(q.Poll(bg, user(6), Client{}, Trusted)); st.Reason != ReasonIdle {
 			t.Fatalf("idle user: %+v", st)
 		}
-		if st := must[Status](t)(q.Poll(bg, user(4), Client{})); st.State != StateQueued || st.Position != 1 {
+		if st := must[Status](t)(q.Poll(bg, user(4), Client{}, Trusted)); st.State != StateQueued || st.Position != 1 {
 			t.Fatalf("expired claim not at the front: %+v", st)
 		}
 		s := must[Stats](t)(q.Stats(bg))
@@ -435,7 +435,7 @@ func TestStatsAdmissionRate(t *testing.T) {
 			}
 		}
 		for i := range 6 {
-			must[Status](t)(q.Join(bg, user(i), Client{}))
+			must[Status](t)(q.Join(bg, user(i), Client{}, Trusted))
 		}
 		rate("no admission yet", 0)
 		admit(1)
@@ -514,7 +514,7 @@ func TestErrorsWrapContext(t *testing.T) {
 	q := must[*Queue](t)(New(c, testOptions(1)))
 	m.Close()
 	// Each error names the operation and the user once, then the cause.
-	_, err := q.Poll(bg, "a", Client{})
+	_, err := q.Poll(bg, "a", Client{}, Trusted)
 	if err == nil || !strings.HasPrefix(err.Error(), "poll a: ") || strings.Count(err.Error(), "poll") != 1 {
 		t.Fatalf("poll err = %v", err)
 	}
@@ -534,21 +534,21 @@ func TestReapLargeBatch(t *testing.T) {
 	forBackends(t, testOptions(1), func(t *testing.T, q *Queue, clk *testkit.Clock) {
 		const n = 1100
 		for i := range n {
-			must[Status](t)(q.Join(bg, user(i), Client{Session: "cs"}))
+			must[Status](t)(q.Join(bg, user(i), Client{Session: "cs"}, Trusted))
 		}
 		clk.Advance(time.Minute)
-		must[Status](t)(q.Poll(bg, user(7), Client{})) // polled just now: stays
+		must[Status](t)(q.Poll(bg, user(7), Client{}, Trusted)) // polled just now: stays
 		res := must[ReapResult](t)(q.Reap(bg, n))
 		if res.Dropped[ReasonIdle] != n-1 || res.More {
 			t.Fatalf("reap: %+v", res)
 		}
 		mustInvariants(t, q)
-		if st := must[Status](t)(q.Poll(bg, user(7), Client{})); st.Position != 1 || st.Length != 1 {
+		if st := must[Status](t)(q.Poll(bg, user(7), Client{}, Trusted)); st.Position != 1 || st.Length != 1 {
 			t.Fatalf("survivor: %+v", st)
 		}
 		clk.Advance(10*time.Minute + time.Millisecond)
 		must[ReapResult](t)(q.Reap(bg, n)) // forgets the departures (2·batch at a time)
-		if st := must[Status](t)(q.Poll(bg, user(8), Client{})); st != (Status{}) {
+		if st := must[Status](t)(q.Poll(bg, user(8), Client{}, Trusted)); st != (Status{}) {
 			t.Fatalf("forgotten user: %+v", st)
 		}
 		mustInvariants(t, q)

@@ -38,17 +38,21 @@ func replyInt(v any) int64 {
 	}
 }
 
-// replyStatus reads {state, position, length, serverSession, client, reason}; hot
+// replyStatus reads {state, position, length, serverSession, client, reason, joinID}, or
+// {'BadTicket'} (ErrBadTicket); hot
 // paths leave out trailing empty fields (a shorter reply is cheaper to build in Lua).
 func replyStatus(v any) (Status, error) {
 	a, err := replySlice(v, 1)
 	if err != nil {
 		return Status{}, err
 	}
-	if len(a) > 6 {
-		return Status{}, fmt.Errorf("status reply has %d items, want at most 6", len(a))
+	if len(a) > 7 {
+		return Status{}, fmt.Errorf("status reply has %d items, want at most 7", len(a))
 	}
-	a = append(a, make([]any, 6-len(a))...)
+	if len(a) == 1 && replyString(a[0]) == "BadTicket" {
+		return Status{}, ErrBadTicket
+	}
+	a = append(a, make([]any, 7-len(a))...)
 	return Status{
 		State:         State(replyString(a[0])),
 		Position:      replyInt(a[1]),
@@ -56,6 +60,7 @@ func replyStatus(v any) (Status, error) {
 		ServerSession: replyString(a[3]),
 		Client:        decodeClient(replyString(a[4])),
 		Reason:        Reason(replyString(a[5])),
+		JoinID:        replyString(a[6]),
 	}, nil
 }
 

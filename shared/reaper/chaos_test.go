@@ -53,12 +53,12 @@ func TestChaos(t *testing.T) {
 						return
 					}
 					if u.joined { // a leaver comes back once the queue has forgotten its slot
-						if st, err := e.q.Poll(ctx, u.id, queue.Client{}); err != nil || st.State != queue.StateNone {
+						if st, err := e.q.Poll(ctx, u.id, queue.Client{}, queue.Trusted); err != nil || st.State != queue.StateNone {
 							return
 						}
 					}
 					u.joined, u.alive, u.stopped, u.silent = true, true, false, false
-					st, err := e.q.Join(ctx, u.id, queue.Client{IP: "198.51.100.7", Session: "cs-" + u.id})
+					st, err := e.q.Join(ctx, u.id, queue.Client{IP: "198.51.100.7", Session: "cs-" + u.id}, queue.Trusted)
 					if err != nil {
 						t.Errorf("join %s: %v", u.id, err)
 						return
@@ -69,7 +69,7 @@ func TestChaos(t *testing.T) {
 						}
 					}
 				default:
-					st, err := e.q.Poll(ctx, u.id, queue.Client{})
+					st, err := e.q.Poll(ctx, u.id, queue.Client{}, queue.Trusted)
 					if err != nil {
 						t.Errorf("poll %s: %v", u.id, err)
 						return
@@ -83,7 +83,7 @@ func TestChaos(t *testing.T) {
 					switch {
 					case roll%120 == 1 || (holding && roll%12 == 5): // /stop
 						u.alive, u.stopped = false, true
-						before, err := e.q.Stop(ctx, u.id)
+						before, err := e.q.Stop(ctx, u.id, queue.Trusted)
 						if err != nil {
 							t.Errorf("stop %s: %v", u.id, err)
 						}
@@ -94,7 +94,7 @@ func TestChaos(t *testing.T) {
 						u.alive, u.silent = false, true
 						e.emu.Disconnect(u.id)
 					case st.State == queue.StateReady || st.State == queue.StateActive:
-						if _, err := e.q.Heartbeat(ctx, u.id); err != nil {
+						if _, err := e.q.Heartbeat(ctx, u.id, queue.Trusted); err != nil {
 							t.Errorf("heartbeat %s: %v", u.id, err)
 						}
 					}

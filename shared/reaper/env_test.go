@@ -134,7 +134,7 @@ func client(u string) queue.Client { return queue.Client{IP: "198.51.100.1", Ses
 func (e *env) join(users ...string) {
 	e.t.Helper()
 	for _, u := range users {
-		if _, err := e.q.Join(context.Background(), u, client(u)); err != nil {
+		if _, err := e.q.Join(context.Background(), u, client(u), queue.Trusted); err != nil {
 			e.t.Fatalf("join %s: %v", u, err)
 		}
 	}
@@ -152,7 +152,7 @@ func (e *env) run() Report {
 
 func (e *env) status(u string) queue.Status {
 	e.t.Helper()
-	st, err := e.q.Poll(context.Background(), u, queue.Client{})
+	st, err := e.q.Poll(context.Background(), u, queue.Client{}, queue.Trusted)
 	if err != nil {
 		e.t.Fatalf("poll %s: %v", u, err)
 	}

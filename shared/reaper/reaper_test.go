@@ -367,7 +367,7 @@ func TestRunReapsByReason(t *testing.T) {
 			if rep := e.run(); rep.Admitted != 2 {
 				t.Fatalf("admit: %+v", rep)
 			}
-			if _, err := e.q.Heartbeat(ctx, "u02"); err != nil { // u01 never heartbeats
+			if _, err := e.q.Heartbeat(ctx, "u02", queue.Trusted); err != nil { // u01 never heartbeats
 				t.Fatal(err)
 			}
 			e.join("u03") // then never polls
@@ -404,7 +404,7 @@ func TestSlotFreedOnlyAfterCARConfirmedDestroy(t *testing.T) {
 				t.Fatalf("admit u01: %+v", rep)
 			}
 			e.join("u02")
-			if _, err := e.q.Stop(ctx, "u01"); err != nil {
+			if _, err := e.q.Stop(ctx, "u01", queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
 			held := func(when string) {
@@ -707,7 +707,7 @@ func TestReleaseRetriedUntilItSucceeds(t *testing.T) {
 			if rep, err := r.Run(ctx); err != nil || rep.Admitted != 1 {
 				t.Fatalf("admit u01: %+v %v", rep, err)
 			}
-			if _, err := e.q.Stop(ctx, "u01"); err != nil {
+			if _, err := e.q.Stop(ctx, "u01", queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
 			s.failRelease = &car.Error{Action: car.ActionDestroySession, Code: "InternalError", Kind: car.KindTransient}
@@ -822,7 +822,7 @@ func TestRunWorksParallelAtATime(t *testing.T) {
 			}
 
 			for _, u := range users(n) {
-				if _, err := e.q.Stop(ctx, u); err != nil {
+				if _, err := e.q.Stop(ctx, u, queue.Trusted); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -132,7 +132,7 @@ func client(ip, session string) queue.Client { return queue.Client{IP: ip, Sessi
 func (e *realEnv) admit(t *testing.T, u string) (Admission, error) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := e.q.Join(ctx, u, client("203.0.113.9", "cs-"+u)); err != nil {
+	if _, err := e.q.Join(ctx, u, client("203.0.113.9", "cs-"+u), queue.Trusted); err != nil {
 		t.Fatalf("join %s: %v", u, err)
 	}
 	c, ok, err := e.q.ClaimUser(ctx, u)
@@ -145,7 +145,7 @@ func (e *realEnv) admit(t *testing.T, u string) (Admission, error) {
 // state is the user's status in the queue, after checking the queue's invariants.
 func (e *realEnv) state(t *testing.T, u string) queue.Status {
 	t.Helper()
-	st, err := e.q.Poll(context.Background(), u, queue.Client{})
+	st, err := e.q.Poll(context.Background(), u, queue.Client{}, queue.Trusted)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestAdmitAndReleaseAgainstEmulator(t *testing.T) {
 			}
 
 			// Release: DestroySession first, then the slot.
-			if _, err := e.q.Stop(ctx, "u1"); err != nil {
+			if _, err := e.q.Stop(ctx, "u1", queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
 			e.emu.Script(car.ActionDestroySession, "InternalError")
@@ -307,7 +307,7 @@ func TestConcurrentAdmissionOfOneUserIsSingleFile(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			e := newRealEnv(t, b, 2, 2)
-			if _, err := e.q.Join(ctx, "u1", client("203.0.113.9", "cs")); err != nil {
+			if _, err := e.q.Join(ctx, "u1", client("203.0.113.9", "cs"), queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
 			c, ok, err := e.q.ClaimUser(ctx, "u1")
@@ -353,11 +353,11 @@ func TestReattachAgainstEmulator(t *testing.T) {
 			if err != nil || first.Outcome != Admitted {
 				t.Fatal(first, err)
 			}
-			if _, err := e.q.Heartbeat(ctx, "u1"); err != nil {
+			if _, err := e.q.Heartbeat(ctx, "u1", queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
 			// A transient failure: the user keeps its slot and state.
-			c, ok, err := e.q.Reattach(ctx, "u1", client("203.0.113.10", "cs-new"))
+			c, ok, err := e.q.Reattach(ctx, "u1", client("203.0.113.10", "cs-new"), queue.Trusted)
 			if err != nil || !ok || !c.Reattach || c.Client != client("203.0.113.10", "cs-new") {
 				t.Fatalf("reattach: %+v %v %v", c, ok, err)
 			}
@@ -369,7 +369,7 @@ func TestReattachAgainstEmulator(t *testing.T) {
 				t.Fatalf("u1 after a failed reattach: %+v, want Active", st)
 			}
 			// Then it works: a new ServerSession on the same slot (capacity 1, no NoIdle).
-			c, ok, err = e.q.Reattach(ctx, "u1", client("203.0.113.10", "cs-newer"))
+			c, ok, err = e.q.Reattach(ctx, "u1", client("203.0.113.10", "cs-newer"), queue.Trusted)
 			if err != nil || !ok {
 				t.Fatalf("reattach: %v %v", ok, err)
 			}

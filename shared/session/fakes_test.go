@@ -132,7 +132,7 @@ func (q *fakeQueue) RetryRelease(ctx context.Context, userID string, base, max t
 	return len(q.retries), true, nil
 }
 
-func (q *fakeQueue) Poll(ctx context.Context, userID string, c queue.Client) (queue.Status, error) {
+func (q *fakeQueue) Poll(ctx context.Context, userID string, c queue.Client, _ queue.Proof) (queue.Status, error) {
 	return queue.Status{State: q.state}, nil
 }
 
@@ -143,7 +143,7 @@ func (q *fakeQueue) Stats(ctx context.Context) (queue.Stats, error) {
 	return q.stats(ctx)
 }
 
-func (q *fakeQueue) Join(ctx context.Context, userID string, c queue.Client) (queue.Status, error) {
+func (q *fakeQueue) Join(ctx context.Context, userID string, c queue.Client, _ queue.Proof) (queue.Status, error) {
 	return queue.Status{}, errNotUsed("Join")
 }
 
@@ -151,11 +151,11 @@ func (q *fakeQueue) ClaimUser(ctx context.Context, userID string) (queue.Claim, 
 	return queue.Claim{}, false, errNotUsed("ClaimUser")
 }
 
-func (q *fakeQueue) Reattach(ctx context.Context, userID string, c queue.Client) (queue.Claim, bool, error) {
+func (q *fakeQueue) Reattach(ctx context.Context, userID string, c queue.Client, _ queue.Proof) (queue.Claim, bool, error) {
 	return queue.Claim{}, false, errNotUsed("Reattach")
 }
 
-func (q *fakeQueue) Heartbeat(ctx context.Context, userID string) (queue.Status, error) {
+func (q *fakeQueue) Heartbeat(ctx context.Context, userID string, _ queue.Proof) (queue.Status, error) {
 	return queue.Status{}, errNotUsed("Heartbeat")
 }
 
@@ -163,7 +163,7 @@ func (q *fakeQueue) Expire(ctx context.Context, userID string) (bool, error) {
 	return false, errNotUsed("Expire")
 }
 
-func (q *fakeQueue) Stop(ctx context.Context, userID string) (queue.State, error) {
+func (q *fakeQueue) Stop(ctx context.Context, userID string, _ queue.Proof) (queue.State, error) {
 	return queue.StateNone, errNotUsed("Stop")
 }
 

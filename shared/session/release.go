@@ -28,7 +28,7 @@ func (s *Service) Release(ctx context.Context, userID string) error {
 	}
 	defer unlock()
 
-	st, err := s.line.Poll(ctx, userID, queue.Client{})
+	st, err := s.line.Poll(ctx, userID, queue.Client{}, queue.Trusted)
 	if err != nil {
 		return err
 	}

@@ -22,13 +22,13 @@ import (
 // Line is what the use cases need of the queue: a user's place and status. *queue.Queue
 // satisfies it.
 type Line interface {
-	Join(ctx context.Context, userID string, c queue.Client) (queue.Status, error)
-	Poll(ctx context.Context, userID string, c queue.Client) (queue.Status, error)
+	Join(ctx context.Context, userID string, c queue.Client, p queue.Proof) (queue.Status, error)
+	Poll(ctx context.Context, userID string, c queue.Client, p queue.Proof) (queue.Status, error)
 	ClaimUser(ctx context.Context, userID string) (queue.Claim, bool, error)
-	Reattach(ctx context.Context, userID string, c queue.Client) (queue.Claim, bool, error)
-	Heartbeat(ctx context.Context, userID string) (queue.Status, error)
+	Reattach(ctx context.Context, userID string, c queue.Client, p queue.Proof) (queue.Claim, bool, error)
+	Heartbeat(ctx context.Context, userID string, p queue.Proof) (queue.Status, error)
 	Expire(ctx context.Context, userID string) (bool, error)
-	Stop(ctx context.Context, userID string) (queue.State, error)
+	Stop(ctx context.Context, userID string, p queue.Proof) (queue.State, error)
 	Stats(ctx context.Context) (queue.Stats, error)
 }
 

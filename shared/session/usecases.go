@@ -35,6 +35,10 @@ type View struct {
 	// its slot (HEARTBEAT_TIMEOUT); Ready and Active.
 	ReconnectWindow time.Duration
 	Reason          queue.Reason // Expired: why, when the queue still remembers
+	// JoinID names the user's current join when the caller proved it may act for the user
+	// (Start, Reconnect): the transport issues a ticket for it. Empty otherwise: a known user
+	// asked for without proof is told its state and place, and nothing changed.
+	JoinID string
 	// Note is a short log detail (an admission's outcome), never shown to the user.
 	Note string
 }
@@ -53,14 +57,30 @@ var (
 // the release of one still leaving), then admit at once when the user is at the head and a
 // slot is free. A user who already holds a slot calls Start again after a page reload with a
 // new ClientSession, so it re-attaches to its slot with that session.
-func (s *Service) Start(ctx context.Context, userID string, c queue.Client) (View, error) {
-	st, err := s.joinReleased(ctx, userID, c)
+//
+// p is what the caller showed: the proof of a ticket (it may be stale), a grant, or nothing.
+// For a user the queue already knows, only a ticket of its current join or a grant lets Start
+// change anything; otherwise the answer is the user's state and place without JoinID.
+func (s *Service) Start(ctx context.Context, userID string, c queue.Client, p queue.Proof) (View, error) {
+	st, err := s.joinReleased(ctx, userID, c, p)
 	if err != nil {
 		return View{}, err
 	}
+	if st.JoinID == "" {
+		v := s.view(ctx, st)
+		v.ServerSession, v.Note = "", "unproven caller of a known user: nothing changed"
+		return v, nil
+	}
+	v, err := s.start(ctx, userID, c, st)
+	v.JoinID = st.JoinID
+	return v, err
+}
+
+// start is Start for a caller that proved it may act for the user (st came from its Join).
+func (s *Service) start(ctx context.Context, userID string, c queue.Client, st queue.Status) (View, error) {
 	note := ""
 	if st.State == queue.StateReady || st.State == queue.StateActive {
-		claim, ok, err := s.line.Reattach(ctx, userID, c)
+		claim, ok, err := s.line.Reattach(ctx, userID, c, queue.Trusted)
 		if err != nil {
 			return View{}, err
 		}
@@ -76,7 +96,7 @@ func (s *Service) Start(ctx context.Context, userID string, c queue.Client) (Vie
 			return View{}, err
 		}
 		if !expired {
-			if st, err = s.line.Poll(ctx, userID, queue.Client{}); err != nil {
+			if st, err = s.line.Poll(ctx, userID, queue.Client{}, queue.Trusted); err != nil {
 				return View{}, err
 			}
 			v := s.view(ctx, st)
@@ -87,7 +107,7 @@ func (s *Service) Start(ctx context.Context, userID string, c queue.Client) (Vie
 		// ClientSession: release it and join afresh, as the contract says a late return
 		// behaves.
 		note = "expired holder restarted"
-		if st, err = s.joinReleased(ctx, userID, c); err != nil {
+		if st, err = s.joinReleased(ctx, userID, c, queue.Trusted); err != nil {
 			return View{}, err
 		}
 	}
@@ -101,15 +121,15 @@ func (s *Service) Start(ctx context.Context, userID string, c queue.Client) (Vie
 // joinReleased is Join, first finishing the release of a user still Releasing (an earlier
 // DestroySession failed, or a stop just now): its slot must be confirmed free at CAR before
 // the user may queue for a new one.
-func (s *Service) joinReleased(ctx context.Context, userID string, c queue.Client) (queue.Status, error) {
-	st, err := s.line.Join(ctx, userID, c)
-	if err != nil || st.State != queue.StateReleasing {
+func (s *Service) joinReleased(ctx context.Context, userID string, c queue.Client, p queue.Proof) (queue.Status, error) {
+	st, err := s.line.Join(ctx, userID, c, p)
+	if err != nil || st.State != queue.StateReleasing || st.JoinID == "" {
 		return st, err
 	}
 	if err := s.Release(ctx, userID); err != nil {
 		return st, fmt.Errorf("%w: previous session still being released: %w", ErrCARUnavailable, err)
 	}
-	if st, err = s.line.Join(ctx, userID, c); err != nil {
+	if st, err = s.line.Join(ctx, userID, c, p); err != nil {
 		return st, err
 	}
 	if st.State == queue.StateReleasing {
@@ -120,8 +140,10 @@ func (s *Service) joinReleased(ctx context.Context, userID string, c queue.Clien
 
 // Poll is /poll: the user's status in one round trip; the head with a free slot is admitted
 // at once.
-func (s *Service) Poll(ctx context.Context, userID string, c queue.Client) (View, error) {
-	st, err := s.line.Poll(ctx, userID, c)
+//
+// p is the proof of the caller's ticket: queue.ErrBadTicket when it names an earlier join.
+func (s *Service) Poll(ctx context.Context, userID string, c queue.Client, p queue.Proof) (View, error) {
+	st, err := s.line.Poll(ctx, userID, c, p)
 	if err != nil {
 		return View{}, err
 	}
@@ -130,21 +152,23 @@ func (s *Service) Poll(ctx context.Context, userID string, c queue.Client) (View
 
 // Reconnect is /reconnect: inside the reconnect window a holder re-attaches to its slot with
 // the new ClientSession, without queueing; otherwise it behaves like Start.
-func (s *Service) Reconnect(ctx context.Context, userID string, c queue.Client) (View, error) {
-	claim, ok, err := s.line.Reattach(ctx, userID, c)
+//
+// p is the proof of the caller's ticket: queue.ErrBadTicket when it names an earlier join.
+func (s *Service) Reconnect(ctx context.Context, userID string, c queue.Client, p queue.Proof) (View, error) {
+	claim, ok, err := s.line.Reattach(ctx, userID, c, p)
 	if err != nil {
 		return View{}, err
 	}
 	if ok {
 		return s.admitNow(ctx, claim)
 	}
-	return s.Start(ctx, userID, c)
+	return s.Start(ctx, userID, c, p)
 }
 
 // Heartbeat is /heartbeat: Ready → Active, Active stays (one round trip). A user still in
 // line is told its place (a heartbeat does not count as a poll); anyone else is Expired.
-func (s *Service) Heartbeat(ctx context.Context, userID string) (View, error) {
-	st, err := s.line.Heartbeat(ctx, userID)
+func (s *Service) Heartbeat(ctx context.Context, userID string, p queue.Proof) (View, error) {
+	st, err := s.line.Heartbeat(ctx, userID, p)
 	if err != nil {
 		return View{}, err
 	}
@@ -168,8 +192,8 @@ type Stopped struct {
 // freed at once when CAR answers within StopWait. The departure is recorded first, so a CAR
 // that hangs or fails costs the user nothing: the answer comes after StopWait at most, and
 // the reaper finishes the release. Stopping twice is fine.
-func (s *Service) Stop(ctx context.Context, userID string) (Stopped, error) {
-	prev, err := s.line.Stop(ctx, userID)
+func (s *Service) Stop(ctx context.Context, userID string, p queue.Proof) (Stopped, error) {
+	prev, err := s.line.Stop(ctx, userID, p)
 	if err != nil {
 		return Stopped{}, err
 	}
@@ -220,13 +244,14 @@ func (s *Service) admitNow(ctx context.Context, claim queue.Claim) (View, error)
 		return View{}, fmt.Errorf("%w: %w", ErrRefused, res.Cause)
 	}
 	s.log.WarnContext(ctx, "admission did not complete", "user_id", claim.UserID, "outcome", res.Outcome.String(), "cause", res.Cause)
-	st, err := s.line.Poll(ctx, claim.UserID, queue.Client{})
+	st, err := s.line.Poll(ctx, claim.UserID, queue.Client{}, queue.Trusted)
 	if err != nil {
 		return View{}, fmt.Errorf("after admission %s (%v): %w", res.Outcome, res.Cause, err)
 	}
-	if claim.Reattach && res.Outcome == Requeued && (st.State == queue.StateReady || st.State == queue.StateActive) {
-		// The user still holds its slot, but its stored ServerSession belongs to the old
-		// ClientSession: answering it would make the client start a dead session. Retry instead.
+	if claim.Reattach && (st.State == queue.StateReady || st.State == queue.StateActive) {
+		// The re-attach did not complete (requeued, or its lease ran out and it was returned),
+		// so the user still holds its slot with the ServerSession of the old ClientSession:
+		// answering it would make the client start a dead session. Retry instead.
 		return View{}, fmt.Errorf("%w: re-attach: %w", ErrCARUnavailable, res.Cause)
 	}
 	v := s.view(ctx, st)

@@ -19,7 +19,7 @@ import (
 // start is Start for u with IP 203.0.113.9 and ClientSession cs, failing the test on error.
 func (e *realEnv) start(t *testing.T, u, cs string) View {
 	t.Helper()
-	v, err := e.s.Start(context.Background(), u, client("203.0.113.9", cs))
+	v, err := e.s.Start(context.Background(), u, client("203.0.113.9", cs), queue.Trusted)
 	if err != nil {
 		t.Fatalf("start %s: %v", u, err)
 	}
@@ -117,7 +117,7 @@ func TestStartAgainWhileHoldingReattaches(t *testing.T) {
 			}
 
 			// Active.
-			if v, err := e.s.Heartbeat(ctx, "u1"); err != nil || v.Status != StatusActive {
+			if v, err := e.s.Heartbeat(ctx, "u1", queue.Trusted); err != nil || v.Status != StatusActive {
 				t.Fatalf("heartbeat %+v %v", v, err)
 			}
 			e.clk.Advance(testHeartbeatTimeout / 2)
@@ -151,12 +151,12 @@ func TestStartAgainPastTheWindowJoinsAfresh(t *testing.T) {
 			ctx := context.Background()
 			e := newRealEnv(t, b, 1, 2)
 			wantReady(t, e, "u1", e.start(t, "u1", "cs-1"))
-			if _, err := e.s.Heartbeat(ctx, "u1"); err != nil {
+			if _, err := e.s.Heartbeat(ctx, "u1", queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
 			wantQueued(t, "u2", e.start(t, "u2", "cs-u2"), 1, 1)
 			e.clk.Advance(testHeartbeatTimeout + time.Second)
-			if _, err := e.s.Poll(ctx, "u2", queue.Client{}); err != nil { // u2 keeps polling
+			if _, err := e.s.Poll(ctx, "u2", queue.Client{}, queue.Trusted); err != nil { // u2 keeps polling
 				t.Fatal(err)
 			}
 			v := e.start(t, "u1", "cs-2")
@@ -168,7 +168,7 @@ func TestStartAgainPastTheWindowJoinsAfresh(t *testing.T) {
 				t.Fatalf("CAR requests for u1 %v, want the old session destroyed", got)
 			}
 			// u2 got the freed slot (CAR has a second one while the first cleans up).
-			v, err := e.s.Poll(ctx, "u2", queue.Client{})
+			v, err := e.s.Poll(ctx, "u2", queue.Client{}, queue.Trusted)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -187,7 +187,7 @@ func TestPollAdmitsTheHeadWhenASlotFrees(t *testing.T) {
 			wantQueued(t, "u3", e.start(t, "u3", "cs-3"), 2, 2)
 			poll := func(u string) View {
 				t.Helper()
-				v, err := e.s.Poll(ctx, u, queue.Client{})
+				v, err := e.s.Poll(ctx, u, queue.Client{}, queue.Trusted)
 				if err != nil {
 					t.Fatalf("poll %s: %v", u, err)
 				}
@@ -198,7 +198,7 @@ func TestPollAdmitsTheHeadWhenASlotFrees(t *testing.T) {
 				t.Fatalf("CAR called for u2 while no slot was free: %+v", got)
 			}
 
-			if s, err := e.s.Stop(ctx, "u1"); err != nil || !s.Released {
+			if s, err := e.s.Stop(ctx, "u1", queue.Trusted); err != nil || !s.Released {
 				t.Fatalf("stop u1: %+v %v", s, err)
 			}
 			// The queue has a slot, but CAR's is still cleaning up: NoIdle keeps u2 at the head.
@@ -228,12 +228,12 @@ func TestReconnect(t *testing.T) {
 			ctx := context.Background()
 			e := newRealEnv(t, b, 1, 1)
 			first := e.start(t, "u1", "cs-1")
-			if _, err := e.s.Heartbeat(ctx, "u1"); err != nil {
+			if _, err := e.s.Heartbeat(ctx, "u1", queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
 			wantQueued(t, "u2", e.start(t, "u2", "cs-u2"), 1, 1)
 			e.clk.Advance(testHeartbeatTimeout - time.Second)
-			v, err := e.s.Reconnect(ctx, "u1", client("198.51.100.4", "cs-2"))
+			v, err := e.s.Reconnect(ctx, "u1", client("198.51.100.4", "cs-2"), queue.Trusted)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -254,7 +254,7 @@ func TestReconnect(t *testing.T) {
 			// CAR fails the re-attach: the user keeps its slot, and is told to retry rather
 			// than handed the ServerSession of its old ClientSession.
 			e.emu.Script(car.ActionCreateSession, "InternalError")
-			if v, err := e.s.Reconnect(ctx, "u1", client("198.51.100.4", "cs-3")); !errors.Is(err, ErrCARUnavailable) || car.KindOf(err) != car.KindTransient {
+			if v, err := e.s.Reconnect(ctx, "u1", client("198.51.100.4", "cs-3"), queue.Trusted); !errors.Is(err, ErrCARUnavailable) || car.KindOf(err) != car.KindTransient {
 				t.Fatalf("reconnect with CAR failing: %+v %v, want ErrCARUnavailable", v, err)
 			}
 			if st := e.state(t, "u1"); st.State != queue.StateReady {
@@ -268,11 +268,11 @@ func TestReconnect(t *testing.T) {
 			ctx := context.Background()
 			e := newRealEnv(t, b, 1, 2)
 			first := e.start(t, "u1", "cs-1")
-			if _, err := e.s.Heartbeat(ctx, "u1"); err != nil {
+			if _, err := e.s.Heartbeat(ctx, "u1", queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
 			e.clk.Advance(testHeartbeatTimeout + time.Second)
-			v, err := e.s.Reconnect(ctx, "u1", client("198.51.100.4", "cs-2"))
+			v, err := e.s.Reconnect(ctx, "u1", client("198.51.100.4", "cs-2"), queue.Trusted)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -291,12 +291,12 @@ func TestReconnect(t *testing.T) {
 		})
 		t.Run(b.Name+"/unknown user behaves like Start", func(t *testing.T) {
 			e := newRealEnv(t, b, 1, 1)
-			v, err := e.s.Reconnect(context.Background(), "u1", client("198.51.100.4", "cs-1"))
+			v, err := e.s.Reconnect(context.Background(), "u1", client("198.51.100.4", "cs-1"), queue.Trusted)
 			if err != nil {
 				t.Fatal(err)
 			}
 			wantReady(t, e, "u1", v)
-			v, err = e.s.Reconnect(context.Background(), "u2", client("198.51.100.5", "cs-2"))
+			v, err = e.s.Reconnect(context.Background(), "u2", client("198.51.100.5", "cs-2"), queue.Trusted)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -316,7 +316,7 @@ func TestHeartbeat(t *testing.T) {
 
 			active := View{Status: StatusActive, NextHeartbeat: 15 * time.Second, ReconnectWindow: testHeartbeatTimeout}
 			for range 2 { // Ready → Active, then Active stays
-				if v, err := e.s.Heartbeat(ctx, "u1"); err != nil || v != active {
+				if v, err := e.s.Heartbeat(ctx, "u1", queue.Trusted); err != nil || v != active {
 					t.Fatalf("heartbeat of the holder: %+v %v, want %+v", v, err, active)
 				}
 				if st := e.state(t, "u1"); st.State != queue.StateActive {
@@ -324,19 +324,19 @@ func TestHeartbeat(t *testing.T) {
 				}
 			}
 			// A queued user is told its place.
-			v, err := e.s.Heartbeat(ctx, "u3")
+			v, err := e.s.Heartbeat(ctx, "u3", queue.Trusted)
 			if err != nil {
 				t.Fatal(err)
 			}
 			wantQueued(t, "u3", v, 2, 2)
 			// Anyone else is Expired, with the reason when the queue remembers one.
-			if v, err := e.s.Heartbeat(ctx, "nobody"); err != nil || v != (View{Status: StatusExpired}) {
+			if v, err := e.s.Heartbeat(ctx, "nobody", queue.Trusted); err != nil || v != (View{Status: StatusExpired}) {
 				t.Fatalf("heartbeat of an unknown user: %+v %v", v, err)
 			}
-			if _, err := e.s.Stop(ctx, "u2"); err != nil {
+			if _, err := e.s.Stop(ctx, "u2", queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
-			if v, err := e.s.Heartbeat(ctx, "u2"); err != nil || v != (View{Status: StatusExpired, Reason: queue.ReasonStopped}) {
+			if v, err := e.s.Heartbeat(ctx, "u2", queue.Trusted); err != nil || v != (View{Status: StatusExpired, Reason: queue.ReasonStopped}) {
 				t.Fatalf("heartbeat of a stopped user: %+v %v", v, err)
 			}
 		})
@@ -353,7 +353,7 @@ func TestStop(t *testing.T) {
 			wantQueued(t, "u3", e.start(t, "u3", "cs-3"), 1, 1)
 			stop := func(u string, want Stopped) {
 				t.Helper()
-				if s, err := e.s.Stop(ctx, u); err != nil || s != want {
+				if s, err := e.s.Stop(ctx, u, queue.Trusted); err != nil || s != want {
 					t.Fatalf("stop %s: %+v %v, want %+v", u, s, err, want)
 				}
 			}
@@ -388,7 +388,7 @@ func TestStop(t *testing.T) {
 			}
 			// Starting again must wait for the release: CAR still down.
 			e.emu.Script(car.ActionDestroySession, "InternalError")
-			if v, err := e.s.Start(ctx, "u2", client("203.0.113.9", "cs-2b")); !errors.Is(err, ErrCARUnavailable) {
+			if v, err := e.s.Start(ctx, "u2", client("203.0.113.9", "cs-2b"), queue.Trusted); !errors.Is(err, ErrCARUnavailable) {
 				t.Fatalf("start while still releasing: %+v %v, want ErrCARUnavailable", v, err)
 			}
 			if st := e.state(t, "u2"); st.State != queue.StateReleasing {
@@ -414,7 +414,7 @@ func TestStartFinishesAPendingRelease(t *testing.T) {
 			e := newRealEnv(t, b, 1, 2)
 			first := e.start(t, "u1", "cs-1")
 			e.emu.Script(car.ActionDestroySession, "InternalError")
-			if s, err := e.s.Stop(ctx, "u1"); err != nil || !s.Deferred {
+			if s, err := e.s.Stop(ctx, "u1", queue.Trusted); err != nil || !s.Deferred {
 				t.Fatalf("stop: %+v %v", s, err)
 			}
 			v := e.start(t, "u1", "cs-2")
@@ -436,7 +436,7 @@ func TestRefusedIsErrRefused(t *testing.T) {
 			ctx := context.Background()
 			e := newRealEnv(t, b, 2, 2)
 			e.emu.Script(car.ActionApplyConcurrent, "InvalidParameterValue")
-			v, err := e.s.Start(ctx, "u1", client("203.0.113.9", "cs-1"))
+			v, err := e.s.Start(ctx, "u1", client("203.0.113.9", "cs-1"), queue.Trusted)
 			if !errors.Is(err, ErrRefused) || car.KindOf(err) != car.KindOurFault {
 				t.Fatalf("start: %+v %v, want ErrRefused carrying CAR's error", v, err)
 			}
@@ -446,14 +446,14 @@ func TestRefusedIsErrRefused(t *testing.T) {
 			// Refused on a reconnect: CAR may still hold the old session, so the user releases.
 			wantReady(t, e, "u2", e.start(t, "u2", "cs-2"))
 			e.emu.Script(car.ActionApplyConcurrent, "AuthFailure.SignatureFailure")
-			if v, err := e.s.Reconnect(ctx, "u2", client("203.0.113.9", "cs-2b")); !errors.Is(err, ErrRefused) || car.KindOf(err) != car.KindAuth {
+			if v, err := e.s.Reconnect(ctx, "u2", client("203.0.113.9", "cs-2b"), queue.Trusted); !errors.Is(err, ErrRefused) || car.KindOf(err) != car.KindAuth {
 				t.Fatalf("reconnect: %+v %v, want ErrRefused", v, err)
 			}
 			if st := e.state(t, "u2"); st.State != queue.StateReleasing {
 				t.Fatalf("u2 %+v, want Releasing", st)
 			}
 			// Polling a refused user answers Expired with the reason.
-			if v, err := e.s.Poll(ctx, "u1", queue.Client{}); err != nil || v.Status != StatusExpired || v.Reason != queue.ReasonCARRefused {
+			if v, err := e.s.Poll(ctx, "u1", queue.Client{}, queue.Trusted); err != nil || v.Status != StatusExpired || v.Reason != queue.ReasonCARRefused {
 				t.Fatalf("poll u1: %+v %v", v, err)
 			}
 		})
@@ -467,23 +467,23 @@ func TestClientIPReachesCARAsUserIP(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			ctx := context.Background()
 			e := newRealEnv(t, b, 1, 3) // a destroyed session's CAR slot cleans up a while
-			if _, err := e.s.Start(ctx, "u1", client("2001:db8::7", "cs-1")); err != nil {
+			if _, err := e.s.Start(ctx, "u1", client("2001:db8::7", "cs-1"), queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
-			v, err := e.s.Start(ctx, "u2", client("198.51.100.23", "cs-2"))
+			v, err := e.s.Start(ctx, "u2", client("198.51.100.23", "cs-2"), queue.Trusted)
 			if err != nil || v.Status != StatusQueued {
 				t.Fatalf("start u2: %+v %v", v, err)
 			}
-			if _, err := e.s.Stop(ctx, "u1"); err != nil {
+			if _, err := e.s.Stop(ctx, "u1", queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
-			if v, err = e.s.Poll(ctx, "u2", queue.Client{}); err != nil || v.Status != StatusReady {
+			if v, err = e.s.Poll(ctx, "u2", queue.Client{}, queue.Trusted); err != nil || v.Status != StatusReady {
 				t.Fatalf("poll u2: %+v %v", v, err)
 			}
-			if _, err := e.s.Stop(ctx, "u2"); err != nil {
+			if _, err := e.s.Stop(ctx, "u2", queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
-			if v, err = e.s.Start(ctx, "u3", client("", "cs-3")); err != nil || v.Status != StatusReady {
+			if v, err = e.s.Start(ctx, "u3", client("", "cs-3"), queue.Trusted); err != nil || v.Status != StatusReady {
 				t.Fatalf("start u3: %+v %v", v, err)
 			}
 			for u, ip := range map[string]string{"u1": "2001:db8::7", "u2": "198.51.100.23", "u3": DefaultUserIP} {
@@ -504,12 +504,12 @@ type racingQueue struct {
 	beforeReattach func()
 }
 
-func (r *racingQueue) Reattach(ctx context.Context, userID string, c queue.Client) (queue.Claim, bool, error) {
+func (r *racingQueue) Reattach(ctx context.Context, userID string, c queue.Client, p queue.Proof) (queue.Claim, bool, error) {
 	if h := r.beforeReattach; h != nil {
 		r.beforeReattach = nil
 		h()
 	}
-	return r.Queue.Reattach(ctx, userID, c)
+	return r.Queue.Reattach(ctx, userID, c, p)
 }
 
 // A Start again while a concurrent call of the same user is re-attaching never ends the
@@ -520,20 +520,20 @@ func TestStartDuringAConcurrentReattachKeepsTheSlot(t *testing.T) {
 			ctx := context.Background()
 			e := newRealEnv(t, b, 1, 1)
 			wantReady(t, e, "u1", e.start(t, "u1", "cs-1"))
-			if _, err := e.s.Heartbeat(ctx, "u1"); err != nil {
+			if _, err := e.s.Heartbeat(ctx, "u1", queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
 			rq := &racingQueue{Queue: e.q}
 			s := newService(t, rq, e.s.car, e.s.opts)
 			var other queue.Claim
 			rq.beforeReattach = func() {
-				c, ok, err := e.q.Reattach(ctx, "u1", client("203.0.113.9", "cs-other"))
+				c, ok, err := e.q.Reattach(ctx, "u1", client("203.0.113.9", "cs-other"), queue.Trusted)
 				if err != nil || !ok {
 					t.Fatalf("concurrent reattach: %v %v", ok, err)
 				}
 				other = c
 			}
-			v, err := s.Start(ctx, "u1", client("203.0.113.9", "cs-2"))
+			v, err := s.Start(ctx, "u1", client("203.0.113.9", "cs-2"), queue.Trusted)
 			if err != nil || v.Status != StatusAdmitting {
 				t.Fatalf("start during a concurrent reattach: %+v %v, want Admitting", v, err)
 			}
@@ -578,7 +578,7 @@ func TestStopWaitsAtMostStopWait(t *testing.T) {
 			o.StopWait = 3 * time.Second // well under CARBudget
 			dd := &deadlineDestroy{CAR: e.s.car}
 			s := newService(t, e.q, dd, o)
-			if st, err := s.Stop(ctx, "u1"); err != nil || st != (Stopped{Deferred: true}) {
+			if st, err := s.Stop(ctx, "u1", queue.Trusted); err != nil || st != (Stopped{Deferred: true}) {
 				t.Fatalf("stop with CAR hanging: %+v %v, want Deferred", st, err)
 			}
 			if limit := time.Now().Add(o.StopWait); dd.deadline.IsZero() || dd.deadline.After(limit) {
@@ -587,7 +587,7 @@ func TestStopWaitsAtMostStopWait(t *testing.T) {
 			if st := e.state(t, "u1"); st.State != queue.StateReleasing {
 				t.Fatalf("u1 %+v, want Releasing", st)
 			}
-			if v, err := s.Poll(ctx, "u1", queue.Client{}); err != nil || v.Status != StatusExpired {
+			if v, err := s.Poll(ctx, "u1", queue.Client{}, queue.Trusted); err != nil || v.Status != StatusExpired {
 				t.Fatalf("poll after stop: %+v %v, want Expired", v, err)
 			}
 		})

@@ -43,7 +43,7 @@ func TestErrorsSayEachThingOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx := context.Background()
-			if _, err := q.Join(ctx, "u1", queue.Client{IP: "203.0.113.5", Session: "cs"}); err != nil {
+			if _, err := q.Join(ctx, "u1", queue.Client{IP: "203.0.113.5", Session: "cs"}, queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
 			claim, ok, err := q.ClaimUser(ctx, "u1")

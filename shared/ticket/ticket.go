@@ -1,22 +1,41 @@
-// Package ticket issues and verifies the opaque tickets that prove a caller owns a UserId in
-// one queue. A ticket is an HMAC-SHA256 of (queue id, UserId) under a server secret, so any
-// function instance can verify it without a Redis round trip. A previous secret stays valid
-// while the secret is rotated.
+// Package ticket issues and verifies the identity tokens of the contract: the tickets that
+// prove a caller owns a UserId's current join in one queue, and the grants a business's own
+// backend signs to vouch for a UserId (grant.go).
+//
+// A ticket names the join it was issued for (the queue's join id) and carries fresh random
+// bytes, under an HMAC-SHA256 of (queue, UserId, join id, random) with the server secret: any
+// function instance can reject a forged one without Redis, and the queue rejects a genuine one
+// whose join has ended or was re-issued (queue.Proof). A previous secret stays valid while
+// the secret is rotated. Every token decodes strictly: one spelling per value.
 package ticket
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
+	"strconv"
 	"strings"
 )
 
-// prefix versions the format so a future layout can be told apart.
-const prefix = "v1."
+// prefix versions the format. v1 tickets (an HMAC of queue and UserId alone, valid for every
+// join) are no longer accepted: they could not be revoked.
+const prefix = "v2."
 
-// macLen is the length of an encoded v1 ticket after the prefix (32 bytes, base64url, unpadded).
-var macLen = base64.RawURLEncoding.EncodedLen(sha256.Size)
+// A ticket's body: join id (8 bytes, big-endian), random (8), HMAC-SHA256 (32).
+const (
+	joinLen = 8
+	randLen = 8
+	bodyLen = joinLen + randLen + sha256.Size
+)
+
+// strict is unpadded base64url that refuses every spelling but the canonical one (trailing
+// bits must be zero, no padding, no line breaks).
+var strict = base64.RawURLEncoding.Strict()
+
+var encodedLen = strict.EncodedLen(bodyLen)
 
 // Signer issues tickets with the current secret and accepts the current or previous one.
 type Signer struct {
@@ -35,36 +54,53 @@ func New(current, previous string) (*Signer, error) {
 	return s, nil
 }
 
-// Issue returns the ticket of userID in queueID: the same inputs always give the same ticket,
-// so a client that calls /start again gets back the ticket it already holds.
-func (s *Signer) Issue(queueID, userID string) string {
-	return prefix + base64.RawURLEncoding.EncodeToString(mac(s.current, queueID, userID))
-}
-
-// Verify reports whether ticket was issued for userID in queueID under the current or the
-// previous secret. Comparisons are constant-time.
-func (s *Signer) Verify(queueID, userID, ticket string) bool {
-	rest, ok := strings.CutPrefix(ticket, prefix)
-	if !ok || len(rest) != macLen {
-		return false
-	}
-	got, err := base64.RawURLEncoding.DecodeString(rest)
+// Issue returns a new ticket for userID's join joinID in queueID (the queue's decimal join
+// id). Every call gives a different ticket; all of one join are valid while the join lasts.
+func (s *Signer) Issue(queueID, userID, joinID string) (string, error) {
+	n, err := strconv.ParseUint(joinID, 10, 64)
 	if err != nil {
-		return false
+		return "", errors.New("ticket: join id must be a decimal number")
 	}
-	okCurrent := hmac.Equal(got, mac(s.current, queueID, userID))
-	okPrevious := s.previous != nil && hmac.Equal(got, mac(s.previous, queueID, userID))
-	return okCurrent || okPrevious
+	body := make([]byte, joinLen+randLen, bodyLen)
+	binary.BigEndian.PutUint64(body, n)
+	if _, err := rand.Read(body[joinLen:]); err != nil {
+		return "", err
+	}
+	body = append(body, mac(s.current, queueID, userID, body)...)
+	return prefix + strict.EncodeToString(body), nil
 }
 
-// mac binds both ids with a length prefix each, so ("ab","c") and ("a","bc") differ.
-func mac(secret []byte, queueID, userID string) []byte {
+// Verify returns the join id a ticket names when it was issued for userID in queueID under
+// the current or the previous secret; ok is false for anything else. Comparisons are
+// constant-time.
+func (s *Signer) Verify(queueID, userID, ticket string) (joinID string, ok bool) {
+	rest, found := strings.CutPrefix(ticket, prefix)
+	if !found || len(rest) != encodedLen {
+		return "", false
+	}
+	body, err := strict.DecodeString(rest)
+	if err != nil || len(body) != bodyLen {
+		return "", false
+	}
+	payload, got := body[:joinLen+randLen], body[joinLen+randLen:]
+	okCurrent := hmac.Equal(got, mac(s.current, queueID, userID, payload))
+	okPrevious := s.previous != nil && hmac.Equal(got, mac(s.previous, queueID, userID, payload))
+	if !okCurrent && !okPrevious {
+		return "", false
+	}
+	return strconv.FormatUint(binary.BigEndian.Uint64(payload), 10), true
+}
+
+// mac binds both ids with a length prefix each, so ("ab","c") and ("a","bc") differ, and the
+// payload (join id and random).
+func mac(secret []byte, queueID, userID string, payload []byte) []byte {
 	h := hmac.New(sha256.New, secret)
-	h.Write([]byte("carqueue-ticket-v1"))
+	h.Write([]byte("carqueue-ticket-v2"))
 	for _, s := range []string{queueID, userID} {
 		n := len(s)
 		h.Write([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
 		h.Write([]byte(s))
 	}
+	h.Write(payload)
 	return h.Sum(nil)
 }

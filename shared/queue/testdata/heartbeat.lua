@@ -4,8 +4,13 @@ local K_RDY = KEYS[3]
 local K_ACT = KEYS[4]
 local K_GONE = KEYS[5]
 local K_GR = KEYS[6]
+local K_TKG = KEYS[7]
 
-local u, deadline = ARGV[1], ARGV[3]
+local u, deadline, proof = ARGV[1], ARGV[3], ARGV[4]
+if proof ~= '*' and proof ~= 'G' then
+  local j = redis.call('HGET', K_TKG, u) or redis.call('HGET', K_HOLD, 'q:' .. u) or redis.call('ZSCORE', K_LINE, u)
+  if j and (proof == '' or tonumber(j) ~= tonumber(proof)) then return {'BadTicket'} end
+end
 if redis.call('ZADD', K_ACT, 'XX', 'CH', deadline, u) == 1 then return {'Active'} end
 
 local function holder_state(u)

@@ -1,9 +1,11 @@
-local K_CS = KEYS[1]
-local K_HOLD = KEYS[2]
-local K_LEASE = KEYS[3]
-local K_RDY = KEYS[4]
-local K_ACT = KEYS[5]
-local K_REL = KEYS[6]
+local K_LINE = KEYS[1]
+local K_CS = KEYS[2]
+local K_HOLD = KEYS[3]
+local K_LEASE = KEYS[4]
+local K_RDY = KEYS[5]
+local K_ACT = KEYS[6]
+local K_REL = KEYS[7]
+local K_TKG = KEYS[8]
 
 local function holder_state(u)
   return redis.call('HGET', K_HOLD, 's:' .. u)
@@ -15,9 +17,19 @@ local function state_zset(st)
   if st == 'Releasing' then return K_REL end
   return nil
 end
+local function join_id(u)
+  return redis.call('HGET', K_TKG, u) or redis.call('ZSCORE', K_LINE, u) or redis.call('HGET', K_HOLD, 'q:' .. u)
+end
+local function proof_ok(u, proof)
+  if proof == '*' or proof == 'G' then return true end
+  if proof == '' then return false end
+  local j = join_id(u)
+  return j and tonumber(j) == tonumber(proof)
+end
 
-local u, now, lease, tok, cs = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local u, now, lease, tok, cs, proof = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local st = holder_state(u)
+if (st or redis.call('ZSCORE', K_LINE, u)) and not proof_ok(u, proof) then return {'BadTicket'} end
 if st ~= 'Ready' and st ~= 'Active' then return {} end
 local z = state_zset(st)
 local d = redis.call('ZSCORE', z, u)

@@ -7,6 +7,7 @@ local K_REL = KEYS[6]
 local K_GONE = KEYS[7]
 local K_GR = KEYS[8]
 local K_CNT = KEYS[9]
+local K_TKG = KEYS[10]
 
 local function holder_state(u)
   return redis.call('HGET', K_HOLD, 's:' .. u)
@@ -24,6 +25,7 @@ end
 local function set_gone(u, reason, now, retention)
   redis.call('ZADD', K_GONE, now + retention, u)
   redis.call('HSET', K_GR, u, reason)
+  redis.call('HDEL', K_TKG, u)
 end
 local function count_left(reason)
   redis.call('HINCRBY', K_CNT, 'left:' .. reason, 1)

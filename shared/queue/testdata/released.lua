@@ -3,6 +3,7 @@ local K_HOLD = KEYS[2]
 local K_REL = KEYS[3]
 local K_GONE = KEYS[4]
 local K_GR = KEYS[5]
+local K_TKG = KEYS[6]
 
 local function holder_state(u)
   return redis.call('HGET', K_HOLD, 's:' .. u)
@@ -13,6 +14,7 @@ end
 local function set_gone(u, reason, now, retention)
   redis.call('ZADD', K_GONE, now + retention, u)
   redis.call('HSET', K_GR, u, reason)
+  redis.call('HDEL', K_TKG, u)
 end
 
 local u, now, ret = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
