@@ -52,10 +52,10 @@ type Admission struct {
 	// Cause says why the user was not admitted: CAR's error (a *car.Error), ErrUserBusy,
 	// ErrEmptySession, a lost lease. Nil when Admitted.
 	Cause error
-	// Halt is true when admitting the next user now would most likely fail the same way: CAR
-	// had no idle slot or was unavailable (the requeued user is at the front again, so the
-	// next claim would only retry it), or CAR rejected our credentials. The reaper stops its
-	// admissions for the run; the next run tries again.
+	// Halt is true when admitting the next user now would most likely fail the same way: on
+	// every Requeued (whatever the cause: the requeued user is back at the front, so the next
+	// claim would only retry it at once and hammer CAR), and on a refusal of our credentials.
+	// The reaper stops its admissions for the run; the next run tries again.
 	Halt bool
 }
 
