@@ -11,8 +11,12 @@ import (
 	"strings"
 )
 
-//go:embed index.html dashboard.html app.css app.js dashboard.js
+//go:embed index.html dashboard.html app.css app.js dashboard.js tcgsdk-local.js
 var files embed.FS
+
+// crossOrigin lists the files any page may load from any origin: the TCGSDK stand-in is loaded
+// by pages served elsewhere (an integrator's own page) in place of the real SDK.
+var crossOrigin = map[string]bool{"tcgsdk-local.js": true}
 
 // pages maps the clean URLs to their files; every other file is served under its own name.
 var pages = map[string]string{
@@ -63,6 +67,10 @@ func Handler() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'")
+		if crossOrigin[n] {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			w.Header().Set("Cross-Origin-Resource-Policy", "cross-origin")
+		}
 		if r.Method == http.MethodHead {
 			return
 		}
