@@ -30,6 +30,7 @@ func printBanner(w io.Writer, s settings, a Addrs, r *redisBackend, vars []envVa
 	line("API", "%s/start /poll /heartbeat /reconnect /stop /stats", base)
 	if a.Emulator != "" {
 		line("CAR", "emulator at http://%s, %s, clean-up %s; state at %s/emulator/state", a.Emulator, plural(s.capacity, "slot"), s.cleanupDelay, base)
+		line("TCGSDK", "%s/tcgsdk-local.js   (stand-in for the real SDK, for any page: its data channels reach UDP on 127.0.0.1)", base)
 	} else {
 		line("CAR", "real CAR at %s (CAR_ENDPOINT)", lookup(vars, "CAR_ENDPOINT"))
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/carqueue/carqueue/local/relay"
 	"github.com/carqueue/carqueue/local/web"
 	"github.com/carqueue/carqueue/shared/config"
 	"github.com/carqueue/carqueue/shared/httpapi"
@@ -24,6 +25,7 @@ type harness struct {
 	log    *slog.Logger
 	redis  *redisBackend
 	emu    *emulatorServer
+	relay  *relay.Relay // data channels of the emulator's sessions; nil with a real CAR
 	fns    functions
 	timer  *timer
 	cancel context.CancelFunc // stops the timer
@@ -73,6 +75,7 @@ func startHarness(ctx context.Context, s settings, getenv func(string) string, s
 			return nil, err
 		}
 	}
+	h.relay = startRelay(h.emu, base)
 
 	switch s.functions {
 	case modeBinaries:
@@ -121,6 +124,7 @@ func (h *harness) routes() http.Handler {
 	if h.emu != nil {
 		mux.Handle("GET /emulator/state", h.emu.emu.StateHandler())
 	}
+	mountRelay(mux, h.relay)
 	pages := web.Handler()
 	// Any other path goes to the handler that routes by path, which answers the contract's 404.
 	fallback := h.function("")
@@ -172,6 +176,7 @@ func (h *harness) wait(ctx context.Context) error {
 func (h *harness) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	closeRelay(ctx, h.relay, h.log) // WebSockets are hijacked: Shutdown would not wait for them
 	if h.srv != nil {
 		if err := h.srv.Shutdown(ctx); err != nil {
 			h.log.Warn("stop HTTP server", "err", err)

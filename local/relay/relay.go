@@ -751,3 +751,14 @@ func (ch *channel) serve(sock socket) {
 	wg.Wait()
 	c.removeChannel(ch)
 }
+
+// Refuse accepts a session socket and closes it at once with code and
+// reason, so that the page learns why (a browser sees no HTTP status of a
+// refused upgrade): the harness answers so when it has no emulator to relay.
+func Refuse(w http.ResponseWriter, req *http.Request, code websocket.StatusCode, reason string) {
+	sock, err := accept(w, req)
+	if err != nil {
+		return
+	}
+	sock.close(code, reason)
+}
