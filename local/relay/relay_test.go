@@ -3,7 +3,6 @@ package relay
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/carqueue/carqueue/local/caremu"
 	"github.com/carqueue/carqueue/local/caremu/caremutest"
 	"github.com/carqueue/carqueue/shared/car"
+	"github.com/carqueue/carqueue/shared/datachannel"
 	"github.com/carqueue/carqueue/shared/testkit"
 )
 
@@ -471,95 +471,135 @@ func TestReconnectWindow(t *testing.T) {
 	}
 }
 
-// frame is a test framing of a message larger than one datagram (the relay does not care which):
-// message id, index, count, then the chunk.
-func frame(id uint32, msg []byte, size int) [][]byte {
-	var out [][]byte
-	count := (len(msg) + size - 1) / size
-	for i := range count {
-		chunk := msg[i*size : min(len(msg), (i+1)*size)]
-		d := binary.BigEndian.AppendUint32(nil, id)
-		d = binary.BigEndian.AppendUint16(d, uint16(i))
-		d = binary.BigEndian.AppendUint16(d, uint16(count))
-		out = append(out, append(d, chunk...))
-	}
-	return out
-}
-
-func unframe(t *testing.T, datagrams [][]byte) []byte {
-	t.Helper()
-	var msg []byte
-	for i, d := range datagrams {
-		if got := binary.BigEndian.Uint16(d[4:6]); int(got) != i {
-			t.Fatalf("datagram %d carries index %d: reordered or merged", i, got)
-		}
-		msg = append(msg, d[8:]...)
-	}
-	return msg
-}
-
-// A 64 KiB message passes as framed datagrams, each one WebSocket message ↔ one datagram, in
-// order, both ways; a datagram of UDP's maximum passes whole; a bigger message is refused.
+// A 64 KiB message passes as datagrams framed by shared/datachannel (FRAMING.md), each one
+// WebSocket message ↔ one datagram, in order, both ways, through the real cloud-application
+// server; a datagram of UDP's maximum passes whole; a bigger message is refused.
 func TestLargeMessageAsDatagramsOneToOne(t *testing.T) {
 	e := newEnv(t, Options{})
+	got := make(chan *datachannel.Message, 1)
+	srv, err := datachannel.Listen("127.0.0.1:0", datachannel.HandlerFunc(func(w datachannel.ReplyWriter, m *datachannel.Message) {
+		got <- m
+		if err := w.WriteBinary(m.Data); err != nil { // the echo, framed again by the server
+			t.Errorf("echo: %v", err)
+		}
+	}), datachannel.WithProtocol(datachannel.Binary), datachannel.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+
 	p := e.mustStart(e.session("alice", "cs-1"), "cs-1")
-	ch := e.mustChannel(p, "binary")
+	ch, err := e.channel(p, int(srv.Addr().Port()), "binary")
+	if err != nil {
+		t.Fatal(err)
+	}
 	msg := make([]byte, 64<<10)
 	for i := range msg {
 		msg[i] = byte(i * 7)
 	}
-	datagrams := frame(1, msg, 1200)
+	enc := &datachannel.Encoder{Protocol: datachannel.Binary} // what the page's helper does
+	datagrams, err := enc.Encode(msg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(datagrams) < 50 {
+		t.Fatalf("%d datagrams for 64 KiB: the framing should split it", len(datagrams))
+	}
 	for _, d := range datagrams {
 		send(t, ch, websocket.MessageBinary, d)
 	}
-	var got [][]byte
-	for range datagrams {
-		d, src := e.recv()
-		if src.Port != p.hello.ProxyPort {
-			t.Fatalf("from %d, want %d", src.Port, p.hello.ProxyPort)
+	select {
+	case m := <-got:
+		if !bytes.Equal(m.Data, msg) || m.Fragments != len(datagrams) || m.From.Port() != uint16(p.hello.ProxyPort) {
+			t.Fatalf("the application got %d bytes in %d datagrams from %v, want the message in %d datagrams from the proxy port %d",
+				len(m.Data), m.Fragments, m.From, len(datagrams), p.hello.ProxyPort)
 		}
-		got = append(got, d)
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the application got no message; its stats: %+v", srv.Stats())
 	}
-	for i := range datagrams {
-		if !bytes.Equal(got[i], datagrams[i]) {
-			t.Fatalf("datagram %d: %d bytes, want the %d sent", i, len(got[i]), len(datagrams[i]))
-		}
-	}
-	if !bytes.Equal(unframe(t, got), msg) {
-		t.Fatal("the reassembled message differs")
-	}
-	e.noDatagram()
 
-	// Back to the page, one message per datagram.
-	for _, d := range datagrams {
-		e.reply(p.hello.ProxyPort, d)
+	// The echo: one WebSocket message per datagram the application sent, reassembled by the page.
+	ra, err := datachannel.NewReassembler(datachannel.Binary, datachannel.Limits{}, time.Now)
+	if err != nil {
+		t.Fatal(err)
 	}
-	got = nil
-	for range datagrams {
+	for n := 1; ; n++ {
 		typ, d := read(t, ch)
-		if typ != websocket.MessageBinary {
-			t.Fatalf("message type %v on a binary channel", typ)
+		if typ != websocket.MessageBinary || !datachannel.IsFramed(d) || len(d) > datachannel.HeaderSize+datachannel.DefaultMaxPayload {
+			t.Fatalf("message %d: %v of %d bytes, want one framed datagram", n, typ, len(d))
 		}
-		got = append(got, d)
-	}
-	if !bytes.Equal(unframe(t, got), msg) {
-		t.Fatal("the message reassembled by the page differs")
+		if m, ok := ra.Add(d); ok {
+			if !bytes.Equal(m.Data, msg) || n != len(datagrams) {
+				t.Fatalf("the page reassembled %d bytes from %d messages, want the message from %d", len(m.Data), n, len(datagrams))
+			}
+			break
+		}
 	}
 
-	// One datagram of UDP's maximum, both ways.
+	// One datagram of UDP's maximum, both ways (the raw application socket this time).
+	raw, err := e.channel(p, e.appPort(), "binary")
+	if err != nil {
+		t.Fatal(err)
+	}
 	big := bytes.Repeat([]byte{'x'}, MaxDatagram)
-	send(t, ch, websocket.MessageBinary, big)
+	send(t, raw, websocket.MessageBinary, big)
 	if d, _ := e.recv(); len(d) != MaxDatagram {
 		t.Fatalf("application got %d bytes, want %d", len(d), MaxDatagram)
 	}
 	e.reply(p.hello.ProxyPort, big)
-	if _, d := read(t, ch); len(d) != MaxDatagram {
+	if _, d := read(t, raw); len(d) != MaxDatagram {
 		t.Fatalf("page got %d bytes, want %d", len(d), MaxDatagram)
 	}
 	// More than fits in a datagram: the channel socket is closed as too big, nothing is sent.
-	send(t, ch, websocket.MessageBinary, append(big, 'y'))
-	wantClosed(t, "oversized message", readClosed(t, ch), websocket.StatusMessageTooBig, "")
+	send(t, raw, websocket.MessageBinary, append(big, 'y'))
+	wantClosed(t, "oversized message", readClosed(t, raw), websocket.StatusMessageTooBig, "")
 	e.noDatagram()
+}
+
+// The cloud application of shared/datachannel, answering the newest source address, follows a
+// page through a reconnect: its pushes reach the new proxy port.
+func TestApplicationFollowsTheNewProxyPort(t *testing.T) {
+	e := newEnv(t, Options{})
+	srv, err := datachannel.Listen("127.0.0.1:0", datachannel.HandlerFunc(func(w datachannel.ReplyWriter, m *datachannel.Message) {
+		_ = w.WriteText("echo: " + m.Text())
+	}), datachannel.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+	port := int(srv.Addr().Port())
+
+	p1 := e.mustStart(e.session("alice", "cs-1"), "cs-1")
+	ch1, err := e.channel(p1, port, "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, ch1, websocket.MessageText, []byte("one"))
+	if _, m := read(t, ch1); string(m) != "echo: one" {
+		t.Fatalf("page got %q", m)
+	}
+	p1.ws.Close(websocket.StatusGoingAway, "reload")
+
+	p2 := e.mustStart(e.session("alice", "cs-2"), "cs-2")
+	ch2, err := e.channel(p2, port, "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, ch2, websocket.MessageText, []byte("two"))
+	if _, m := read(t, ch2); string(m) != "echo: two" {
+		t.Fatalf("page got %q", m)
+	}
+	if peer, _ := srv.Peer(); int(peer.Port()) != p2.hello.ProxyPort {
+		t.Fatalf("the application's peer is %v, want the new proxy port %d", peer, p2.hello.ProxyPort)
+	}
+	if err := srv.Send([]byte("tick")); err != nil {
+		t.Fatal(err)
+	}
+	if _, m := read(t, ch2); string(m) != "tick" {
+		t.Fatalf("page got %q, want the application's push", m)
+	}
 }
 
 func TestLimits(t *testing.T) {
