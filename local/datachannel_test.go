@@ -24,7 +24,7 @@ import (
 // (The stand-in's side of the same sockets is TestTCGSDKStandIn, in Chromium.)
 func TestDataChannelThroughTheHarness(t *testing.T) {
 	h := startLocal(t, []string{"-capacity", "2", "-tick", "200ms", "-cleanup-delay", "100ms"})
-	app := udpApp(t)
+	app := newRelayApp(t)
 
 	// The stand-in is served to pages of any origin.
 	req, _ := http.NewRequest(http.MethodGet, h.Base+"/tcgsdk-local.js", nil)
@@ -46,15 +46,15 @@ func TestDataChannelThroughTheHarness(t *testing.T) {
 	if str(env.Data, "Status") != "Ready" || ss1 == "" {
 		t.Fatalf("/start: %+v, want Ready with a ServerSession", env)
 	}
-	if _, err := dialSession(t, h, ss1, "cs-other"); websocket.CloseStatus(err) != relay.StatusClientMismatch {
+	if _, err := dialRelaySession(t, h, ss1, "cs-other"); websocket.CloseStatus(err) != relay.StatusClientMismatch {
 		t.Fatalf("start with another ClientSession: %v, want close %d", err, relay.StatusClientMismatch)
 	}
-	p1, err := dialSession(t, h, ss1, "cs-1")
+	p1, err := dialRelaySession(t, h, ss1, "cs-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := dialChannel(t, h, p1, app.port(), "text")
-	echo(t, ch, app, "one", p1.ProxyPort)
+	ch := dialRelayChannel(t, h, p1, app.port(), "text")
+	relayEcho(t, ch, app, "one", p1.ProxyPort)
 
 	// The page reloads: a new init, /reconnect with its new ClientSession, a new ServerSession, a new proxy port.
 	p1.ws.Close(websocket.StatusGoingAway, "reload")
@@ -66,15 +66,15 @@ func TestDataChannelThroughTheHarness(t *testing.T) {
 	if tk := str(env.Data, "Ticket"); tk != "" {
 		ticket = tk
 	}
-	p2, err := dialSession(t, h, ss2, "cs-2")
+	p2, err := dialRelaySession(t, h, ss2, "cs-2")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p2.ProxyPort == p1.ProxyPort {
 		t.Fatalf("proxy port %d again after a reconnect", p2.ProxyPort)
 	}
-	ch = dialChannel(t, h, p2, app.port(), "text")
-	echo(t, ch, app, "two", p2.ProxyPort)
+	ch = dialRelayChannel(t, h, p2, app.port(), "text")
+	relayEcho(t, ch, app, "two", p2.ProxyPort)
 
 	// /stop destroys the session: the page is told why, and its channel closes.
 	if _, env = h.post(t, "stop", map[string]any{"UserId": user, "Ticket": ticket}); str(env.Data, "Status") != "Stopped" {
@@ -88,20 +88,20 @@ func TestDataChannelThroughTheHarness(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the page is still connected after /stop")
 	}
-	if _, err := dialSession(t, h, ss2, "cs-2"); websocket.CloseStatus(err) != relay.StatusUnknownSession {
+	if _, err := dialRelaySession(t, h, ss2, "cs-2"); websocket.CloseStatus(err) != relay.StatusUnknownSession {
 		t.Fatalf("start of a destroyed session: %v, want close %d", err, relay.StatusUnknownSession)
 	}
 }
 
-type sessionSocket struct {
+type relaySocket struct {
 	ws        *websocket.Conn
 	ProxyPort int
 	Conn      string
 	closed    chan error
 }
 
-// dialSession opens a session socket as the stand-in does; a refusal is returned as the close error.
-func dialSession(t *testing.T, h *runningHarness, ss, cs string) (*sessionSocket, error) {
+// dialRelaySession opens a session socket as the stand-in does; a refusal is returned as the close error.
+func dialRelaySession(t *testing.T, h *runningHarness, ss, cs string) (*relaySocket, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -115,7 +115,7 @@ func dialSession(t *testing.T, h *runningHarness, ss, cs string) (*sessionSocket
 	if err != nil {
 		return nil, err
 	}
-	s := &sessionSocket{ws: ws, closed: make(chan error, 1)}
+	s := &relaySocket{ws: ws, closed: make(chan error, 1)}
 	if err := json.Unmarshal(data, s); err != nil || s.ProxyPort == 0 || s.Conn == "" {
 		t.Fatalf("connected message %s (%v)", data, err)
 	}
@@ -130,7 +130,7 @@ func dialSession(t *testing.T, h *runningHarness, ss, cs string) (*sessionSocket
 	return s, nil
 }
 
-func dialChannel(t *testing.T, h *runningHarness, s *sessionSocket, port int, protocol string) *websocket.Conn {
+func dialRelayChannel(t *testing.T, h *runningHarness, s *relaySocket, port int, protocol string) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -145,7 +145,7 @@ func dialChannel(t *testing.T, h *runningHarness, s *sessionSocket, port int, pr
 
 // echo sends msg on a channel, checks it reaches the application from the proxy port, has the
 // application answer that port and checks the page gets the answer.
-func echo(t *testing.T, ch *websocket.Conn, app *testApp, msg string, proxyPort int) {
+func relayEcho(t *testing.T, ch *websocket.Conn, app *relayApp, msg string, proxyPort int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -162,22 +162,22 @@ func echo(t *testing.T, ch *websocket.Conn, app *testApp, msg string, proxyPort 
 	}
 }
 
-// testApp is a cloud application: a UDP socket on 127.0.0.1.
-type testApp struct{ c *net.UDPConn }
+// relayApp is a cloud application: a UDP socket on 127.0.0.1.
+type relayApp struct{ c *net.UDPConn }
 
-func udpApp(t *testing.T) *testApp {
+func newRelayApp(t *testing.T) *relayApp {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &testApp{c: c}
+	return &relayApp{c: c}
 }
 
-func (a *testApp) port() int { return a.c.LocalAddr().(*net.UDPAddr).Port }
+func (a *relayApp) port() int { return a.c.LocalAddr().(*net.UDPAddr).Port }
 
-func (a *testApp) recv(t *testing.T) ([]byte, *net.UDPAddr) {
+func (a *relayApp) recv(t *testing.T) ([]byte, *net.UDPAddr) {
 	t.Helper()
 	buf := make([]byte, 70000)
 	_ = a.c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -188,7 +188,7 @@ func (a *testApp) recv(t *testing.T) ([]byte, *net.UDPAddr) {
 	return buf[:n], src
 }
 
-func (a *testApp) send(t *testing.T, to *net.UDPAddr, p []byte) {
+func (a *relayApp) send(t *testing.T, to *net.UDPAddr, p []byte) {
 	t.Helper()
 	if _, err := a.c.WriteToUDP(p, to); err != nil && !errors.Is(err, net.ErrClosed) {
 		t.Fatal(err)

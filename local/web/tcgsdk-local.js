@@ -372,7 +372,7 @@
       const t = (Date.now() - connectedAt) / 1000;
       g.fillStyle = "#1f6feb";
       g.beginPath();
-      g.arc(w / 2 + Math.cos(t) * w / 4, h / 2 + Math.sin(t * 1.3) * h / 5, 6, 0, 2 * Math.PI);
+      g.arc(w / 2 + Math.cos(t) * w / 3, h * 0.75 + Math.sin(t * 1.3) * h / 10, 6, 0, 2 * Math.PI);
       g.fill();
     }
     g.textAlign = "center";
@@ -381,7 +381,7 @@
     g.fillText("Cloud stream placeholder", w / 2, h / 2 - 34);
     g.font = Math.round(Math.min(14, w / 34)) + "px system-ui, sans-serif";
     g.fillStyle = "#8b949e";
-    g.fillText("tcgsdk-local: no video here; data channels go to 127.0.0.1 through " + harness, w / 2, h / 2 - 12);
+    g.fillText("tcgsdk-local: no video; data channels relayed by " + harness, w / 2, h / 2 - 12);
     g.fillStyle = colour;
     let status = phase;
     if (phase === "connected" && conn) {
