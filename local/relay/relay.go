@@ -30,10 +30,11 @@
 // without the connected message.
 //
 // Limits: MaxConns connections, MaxChannels channels per connection, and per
-// channel QueueBytes of datagrams waiting for a slow page (more are dropped,
-// as UDP would). Only loopback: the proxy ports are bound on 127.0.0.1 and
-// send only to 127.0.0.1. Any origin may connect: the ServerSession and
-// ClientSession pair is the credential.
+// connection QueueBytes of datagrams waiting for a slow page (more are
+// dropped, as UDP would), so at most MaxConns × QueueBytes are queued. Only
+// loopback: the proxy ports are bound on 127.0.0.1 and send only to
+// 127.0.0.1. Any origin may connect: the ServerSession and ClientSession pair
+// is the credential.
 package relay
 
 import (
@@ -100,7 +101,7 @@ type Sessions interface {
 type Options struct {
 	MaxConns     int           // page connections at once [64]
 	MaxChannels  int           // data channels per connection [16]
-	QueueBytes   int           // datagrams waiting for one channel's page, in bytes [1 MiB]
+	QueueBytes   int           // datagrams waiting for one connection's page (all its channels), in bytes [1 MiB]
 	WriteTimeout time.Duration // one WebSocket write to a page [10s]
 	PingInterval time.Duration // liveness ping on a session socket [20s]
 	Logger       *slog.Logger  // [slog.Default()]
@@ -452,6 +453,7 @@ type conn struct {
 	channels map[int]*channel // by destination port
 
 	up, down, dropped atomic.Int64 // datagrams to the application, to the page, dropped
+	queued            atomic.Int64 // bytes waiting in the channels' queues (Options.QueueBytes)
 }
 
 // end asks the connection to close with code and reason (the first call wins).
@@ -570,10 +572,11 @@ func (c *conn) readUDP() {
 			c.dropped.Add(1)
 			continue
 		}
-		c.mu.Lock()
+		c.mu.Lock() // held while offering, so that a removed channel gets nothing more (see drain)
 		ch := c.channels[int(src.Port())]
+		ok := ch != nil && ch.offer(buf[:n])
 		c.mu.Unlock()
-		if ch == nil || !ch.offer(buf[:n]) {
+		if !ok {
 			c.dropped.Add(1)
 		}
 	}
@@ -661,12 +664,11 @@ func toValidUTF8(p []byte) []byte {
 
 // channel is one data channel: a socket to the page and a destination port.
 type channel struct {
-	c      *conn
-	port   int
-	dest   netip.AddrPort
-	text   bool
-	queue  chan []byte  // datagrams for the page
-	queued atomic.Int64 // bytes in queue
+	c     *conn
+	port  int
+	dest  netip.AddrPort
+	text  bool
+	queue chan []byte // datagrams for the page (their bytes count in conn.queued)
 
 	endOnce sync.Once
 	done    chan struct{}
@@ -681,18 +683,19 @@ func (ch *channel) end(code websocket.StatusCode, reason string) {
 	})
 }
 
-// offer queues a copy of a datagram for the page; false when the queue is full.
+// offer queues a copy of a datagram for the page; false when the queue or
+// the connection's budget is full.
 func (ch *channel) offer(p []byte) bool {
 	n := int64(len(p))
-	if ch.queued.Add(n) > int64(ch.c.r.opts.QueueBytes) {
-		ch.queued.Add(-n)
+	if ch.c.queued.Add(n) > int64(ch.c.r.opts.QueueBytes) {
+		ch.c.queued.Add(-n)
 		return false
 	}
 	select {
 	case ch.queue <- append([]byte(nil), p...):
 		return true
 	default:
-		ch.queued.Add(-n)
+		ch.c.queued.Add(-n)
 		return false
 	}
 }
@@ -725,7 +728,7 @@ func (ch *channel) serve(sock socket) {
 			case <-ch.done:
 				return
 			case p := <-ch.queue:
-				ch.queued.Add(-int64(len(p)))
+				c.queued.Add(-int64(len(p)))
 				typ := websocket.MessageBinary
 				if ch.text {
 					typ = websocket.MessageText
@@ -750,6 +753,19 @@ func (ch *channel) serve(sock socket) {
 	sock.close(ch.code, ch.reason)
 	wg.Wait()
 	c.removeChannel(ch)
+	ch.drain()
+}
+
+// drain gives back the budget of the datagrams left in the queue of a removed channel.
+func (ch *channel) drain() {
+	for {
+		select {
+		case p := <-ch.queue:
+			ch.c.queued.Add(-int64(len(p)))
+		default:
+			return
+		}
+	}
 }
 
 // Refuse accepts a session socket and closes it at once with code and
