@@ -82,6 +82,25 @@
  *              fatal true: nothing more is sent (a 4xx: a bug or a misconfiguration)
  *   Status events also carry notice (string or undefined) and paused (admission paused).
  *
+ * frames(options?) → Framer: the page's side of the data channel's framing (FRAMING.md in
+ * shared/datachannel, version 1), for messages larger than one datagram (or of both kinds) on a
+ * channel opened with protocol "binary":
+ *
+ *   const f = frames({ onMessage: (m) => show(m) });  // m: a string (text) or a Uint8Array
+ *   const r = await TCGSDK.createCustomDataChannel({ destPort, protocol: "binary", onMessage: f.receive });
+ *   if (r.code === 0) f.connect(r.sendMessage);
+ *   f.send("text of any length"); f.send(bytes);     // → the number of datagrams sent
+ *
+ *   options   onMessage; payload (bytes per datagram, 1200); maxMessage (1 MiB); maxPartial
+ *             (messages being put together at once, 16); maxPendingBytes (4 MiB); timeoutMs (10000)
+ *   f.receive(datagram)  give it every datagram (an ArrayBuffer or a view; a string, from a text
+ *             channel, is passed on as it is); complete messages go to onMessage
+ *   f.encode(data) → the datagrams of one message (Uint8Arrays), without sending
+ *   f.reset()  forget the messages half received (call it for a new channel: a reconnect)
+ *   f.stats    { messages, fragments, malformed, duplicates, tooLarge, overflow, expired, dropped }
+ *   A plain datagram (not starting 0xFF 0xDC) is one whole binary message; text always travels
+ *   framed, so the application, configured for binary, tells text from bytes.
+ *
  * Pace: the next poll goes out after the answer's NextPollMs, the next heartbeat after
  * NextHeartbeatMs. Failures (network, timeout, 429, 5xx) are retried after Retry-After when the
  * server sends it (plus up to 20% jitter), else after an exponential backoff with jitter
@@ -326,7 +345,9 @@ class Session {
     const gen = this._gen;
     this._pending = "";
     const body = { UserId: this.userId };
-    if (route !== "start") body.Ticket = this.ticket;
+    // /start carries the ticket too when there is one: for a UserId the queue already knows,
+    // only its current ticket (or a grant) lets /start change anything (API.md, Identity).
+    if (route !== "start" || this.ticket) body.Ticket = this.ticket;
     if (route === "start" && this._opt.grant) body.Grant = this._opt.grant;
     if (route === "start" || route === "reconnect") {
       try {
@@ -594,6 +615,159 @@ class Session {
       }
     }
   }
+}
+
+// ---- data channel framing (shared/datachannel/FRAMING.md, version 1) ---------------------------
+
+const MAGIC0 = 0xff, MAGIC1 = 0xdc, FRAME_VERSION = 1, HEADER = 16;
+
+function isFramed(b) {
+  return b.length >= 2 && b[0] === MAGIC0 && b[1] === MAGIC1;
+}
+
+function bytesOf(data) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return null;
+}
+
+/** frames returns a Framer: see the top of this file. */
+export function frames(options) {
+  const o = options || {};
+  const P = o.payload || 1200;
+  const maxMessage = o.maxMessage || 1 << 20;
+  const maxPartial = o.maxPartial || 16;
+  const maxPending = o.maxPendingBytes || 4 * maxMessage;
+  const timeoutMs = o.timeoutMs || 10000;
+  const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  let nextId = typeof o.firstId === "number" ? (o.firstId - 1) >>> 0 : crypto.getRandomValues(new Uint32Array(1))[0];
+  let send = null;
+  let partials = new Map(); // id → { binary, total, count, size, buf, have, got, started }
+  let dead = new Map(); // id → when it was dropped: its late fragments are discarded
+  let pending = 0;
+  const stats = { messages: 0, fragments: 0, malformed: 0, duplicates: 0, tooLarge: 0, overflow: 0, expired: 0, dropped: 0 };
+
+  function encode(data) {
+    const text = typeof data === "string";
+    const bytes = text ? encoder.encode(data) : bytesOf(data);
+    if (!bytes) throw new TypeError("frames: send a string, an ArrayBuffer or a typed array");
+    if (!text && bytes.length <= P && !isFramed(bytes)) return [bytes]; // plain: the channel's kind
+    const total = bytes.length;
+    const count = Math.max(1, Math.ceil(total / P));
+    if (count > 65535 || total > 0xffffffff) throw new RangeError("frames: " + total + " bytes need more than 65,535 fragments");
+    const size = Math.ceil(total / count);
+    nextId = (nextId + 1) >>> 0;
+    const out = [];
+    for (let i = 0; i < count; i++) {
+      const part = bytes.subarray(i * size, Math.min((i + 1) * size, total));
+      const d = new Uint8Array(HEADER + part.length);
+      const v = new DataView(d.buffer);
+      d[0] = MAGIC0; d[1] = MAGIC1; d[2] = FRAME_VERSION; d[3] = text ? 0 : 1;
+      v.setUint32(4, nextId); v.setUint32(8, total); v.setUint16(12, i); v.setUint16(14, count);
+      d.set(part, HEADER);
+      out.push(d);
+    }
+    return out;
+  }
+
+  function deliver(bytes, binary) {
+    stats.messages++;
+    if (typeof o.onMessage !== "function") return;
+    try {
+      o.onMessage(binary ? bytes : decoder.decode(bytes));
+    } catch (err) {
+      console.error("carqueue frames: onMessage failed:", err);
+    }
+  }
+
+  function kill(id, now, reason) {
+    stats[reason]++;
+    stats.dropped++;
+    dead.set(id, now);
+  }
+
+  function expire(now) {
+    for (const [id, p] of partials) {
+      if (now - p.started >= timeoutMs) {
+        partials.delete(id);
+        pending -= p.total;
+        kill(id, now, "expired");
+      }
+    }
+    for (const [id, at] of dead) if (now - at >= timeoutMs) dead.delete(id);
+  }
+
+  function receive(data) {
+    if (typeof data === "string") { // a text channel: nothing framed can arrive
+      deliver(encoder.encode(data), false);
+      return;
+    }
+    const b = bytesOf(data);
+    if (!b) return;
+    stats.fragments++;
+    const now = Date.now();
+    expire(now);
+    if (!isFramed(b)) {
+      deliver(b.slice(), true);
+      return;
+    }
+    if (b.length < HEADER || b[2] !== FRAME_VERSION) { stats.malformed++; return; }
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const binary = (b[3] & 1) === 1;
+    const id = v.getUint32(4), total = v.getUint32(8), index = v.getUint16(12), count = v.getUint16(14);
+    const size = total === 0 ? 0 : Math.ceil(total / count);
+    const payload = b.subarray(HEADER);
+    const valid = count >= 1 && index < count &&
+      (total === 0 ? count === 1 : (count - 1) * size < total) &&
+      payload.length === Math.min(size, total - index * size);
+    if (!valid) { stats.malformed++; return; }
+    if (count === 1) {
+      if (total > maxMessage) { stats.tooLarge++; stats.dropped++; return; }
+      deliver(payload.slice(), binary);
+      return;
+    }
+    let p = partials.get(id);
+    if (!p) {
+      if (dead.has(id)) { stats.dropped++; return; }
+      if (total > maxMessage) { kill(id, now, "tooLarge"); return; }
+      if (partials.size >= maxPartial || pending + total > maxPending) { kill(id, now, "overflow"); return; }
+      p = { binary, total, count, size, buf: new Uint8Array(total), have: new Uint8Array(count), got: 0, started: now };
+      partials.set(id, p);
+      pending += total;
+    } else if (p.binary !== binary || p.total !== total || p.count !== count) {
+      stats.malformed++;
+      return;
+    }
+    if (p.have[index]) { stats.duplicates++; return; }
+    p.have[index] = 1;
+    p.buf.set(payload, index * size);
+    if (++p.got < count) return;
+    partials.delete(id);
+    pending -= total;
+    deliver(p.buf, binary);
+  }
+
+  return {
+    receive,
+    encode,
+    stats,
+    connect(sendMessage) {
+      send = sendMessage;
+    },
+    send(data) {
+      if (typeof send !== "function") throw new Error("frames: connect(sendMessage) first");
+      const out = encode(data);
+      for (const d of out) send(d);
+      return out.length;
+    },
+    reset() {
+      partials = new Map();
+      dead = new Map();
+      pending = 0;
+    },
+  };
 }
 
 export { ROUTES };
