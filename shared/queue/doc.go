@@ -59,6 +59,7 @@
 // once due),
 // stats (Stats, by the session service for /stats and ETAs), dump (CheckInvariants, tests
 // only). Outside the user's states: lock and unlock (LockUser, by the session service: one CAR
-// call at a time per user) and take_lease and release_lease (TakeLease and Lease.Release, by
-// the reaper: one run at a time per queue).
+// call at a time per user) and take_lease, extend_lease and release_lease (TakeLease,
+// Lease.Extend and Lease.Release, by the reaper: one run at a time per queue, its short lease
+// kept alive while the run works).
 package queue

@@ -1,6 +1,7 @@
 local K_REAPER = KEYS[1]
 
-if redis.call('GET', K_REAPER) == ARGV[1] then
+local v = redis.call('GET', K_REAPER)
+if v and string.match(v, ':(%x+)$') == ARGV[1] then
   return redis.call('DEL', K_REAPER)
 end
 return 0
