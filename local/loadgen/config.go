@@ -40,6 +40,9 @@ type Config struct {
 	// /reconnect that fell back into the line was inside the window. 0: 4 × NextHeartbeatMs
 	// (the server's default HEARTBEAT_INTERVAL is HEARTBEAT_TIMEOUT/4).
 	HeartbeatTimeout time.Duration
+	// ReadyTimeout is the server's READY_TIMEOUT, used only in the report: how far the release
+	// of a user who vanished right after Ready ran past it. 0: unknown, not reported.
+	ReadyTimeout time.Duration
 
 	// GoneRetention is the server's GONE_RETENTION: after it a departed user's /poll answers
 	// Expired without a Reason, which the final check then accepts [10m].
@@ -96,7 +99,7 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("PollScale %g: want > 0", c.PollScale))
 	}
 	for name, d := range map[string]time.Duration{"Play": c.Play, "Stagger": c.Stagger, "Timeout": c.Timeout,
-		"DrainTimeout": c.DrainTimeout, "SampleInterval": c.SampleInterval, "MaxRetryDelay": c.MaxRetryDelay, "HeartbeatTimeout": c.HeartbeatTimeout, "GoneRetention": c.GoneRetention} {
+		"DrainTimeout": c.DrainTimeout, "SampleInterval": c.SampleInterval, "MaxRetryDelay": c.MaxRetryDelay, "HeartbeatTimeout": c.HeartbeatTimeout, "ReadyTimeout": c.ReadyTimeout, "GoneRetention": c.GoneRetention} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: want a non-negative duration", name, d))
 		}

@@ -37,8 +37,8 @@ func (m *metrics) retried() {
 
 // Latency summarizes one route's attempts.
 type Latency struct {
-	N                  int
-	P50, P90, P99, Max time.Duration
+	N                       int
+	P50, P90, P95, P99, Max time.Duration
 }
 
 // summarize computes nearest-rank percentiles (the value at rank ⌈p·N⌉).
@@ -52,7 +52,7 @@ func summarize(ds []time.Duration) Latency {
 		i := int(p*float64(len(s))+0.999999) - 1
 		return s[max(0, min(i, len(s)-1))]
 	}
-	return Latency{N: len(s), P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: s[len(s)-1]}
+	return Latency{N: len(s), P50: at(0.50), P90: at(0.90), P95: at(0.95), P99: at(0.99), Max: s[len(s)-1]}
 }
 
 // snapshot copies the counts into the report.

@@ -35,6 +35,19 @@ type Report struct {
 	Samples         int
 	SampleErrors    int
 
+	// Occupancy over the users' run (first /start to the last user done), from the samples.
+	Occupancy Occupancy
+	// ReleaseLag is, per kind of vanished user, the time from its last sign of life to the
+	// sample that first saw its emulated slot freed: "heartbeat_timeout" from the answer to its
+	// last heartbeat (the server's deadline is HEARTBEAT_TIMEOUT after it), "never_started"
+	// from the Ready answer (READY_TIMEOUT after MarkReady, which came up to one poll earlier).
+	// Late by up to one SampleInterval. Empty without /emulator/state.
+	ReleaseLag map[string]Latency
+	// ReleaseOverrun is the same minus the timeout (HEARTBEAT_TIMEOUT, READY_TIMEOUT), for the
+	// kinds whose timeout Config gives.
+	ReleaseOverrun map[string]Latency
+	ReleaseUnseen  int // vanished users whose freed slot no sample saw
+
 	Reconnects         int           // users who sent /reconnect
 	ReconnectFallbacks int           // of them, put back in line (allowed only outside HEARTBEAT_TIMEOUT)
 	ReadyInversions    int           // pairs started A<B that saw Ready B first (allowed: see checkFIFO)
@@ -102,6 +115,8 @@ func buildReport(cfg Config, users []*user, s *sampler, m *metrics, begin, users
 			}
 		}
 	}
+	r.Occupancy = s.occupancy(begin, usersDone)
+	r.ReleaseLag, r.ReleaseOverrun, r.ReleaseUnseen = releaseLags(cfg, users, s)
 	if span := lastReady.Sub(firstReady); span > 0 {
 		r.AdmissionsPerMinute = float64(r.Admitted-1) / span.Minutes()
 	}
@@ -113,6 +128,45 @@ func buildReport(cfg Config, users []*user, s *sampler, m *metrics, begin, users
 		r.Notes = append(r.Notes, "FIFO check skipped: it needs Capacity from /stats")
 	}
 	return r
+}
+
+// releaseLags measures, for every vanished user, how long its slot stayed held after its last
+// sign of life (see Report.ReleaseLag).
+func releaseLags(cfg Config, users []*user, s *sampler) (lag, overrun map[string]Latency, unseen int) {
+	s.mu.Lock()
+	emuOK := s.emuOK
+	s.mu.Unlock()
+	if !emuOK {
+		return nil, nil, 0
+	}
+	lags, overs := map[string][]time.Duration{}, map[string][]time.Duration{}
+	for _, u := range users {
+		if u.outcome != outVanished {
+			continue
+		}
+		kind, from, timeout := "heartbeat_timeout", u.lastBeat, cfg.HeartbeatTimeout
+		if u.beats == 0 {
+			kind, from, timeout = "never_started", u.readyAt, cfg.ReadyTimeout
+		}
+		freed := s.freedAfter(u.id, u.leftAt)
+		if freed.IsZero() || from.IsZero() {
+			unseen++
+			continue
+		}
+		d := freed.Sub(from)
+		lags[kind] = append(lags[kind], d)
+		if timeout > 0 {
+			overs[kind] = append(overs[kind], d-timeout)
+		}
+	}
+	lag, overrun = map[string]Latency{}, map[string]Latency{}
+	for k, ds := range lags {
+		lag[k] = summarize(ds)
+	}
+	for k, ds := range overs {
+		overrun[k] = summarize(ds)
+	}
+	return lag, overrun, unseen
 }
 
 // WriteTable prints the report as aligned, readable tables.
@@ -127,6 +181,27 @@ func (r Report) WriteTable(w io.Writer) {
 	p("max queued\t%d\t", r.MaxQueued)
 	if r.EmulatorTotal > 0 {
 		p("emulator held\t%d\tof %d slots (Locked+Sessions); max Running incl. cleaning %d", r.MaxEmulatorHeld, r.EmulatorTotal, r.MaxEmulatorRun)
+	}
+	o := r.Occupancy
+	p("slots held\t%.1f\tof %d on average (/stats holders, %d samples in the users' run); while someone waited: %.1f (%d samples)",
+		o.Holders, r.Capacity, o.Samples, o.HoldersWaiting, o.WaitingSamples)
+	if r.EmulatorTotal > 0 {
+		p("CAR slots\t\twhile someone waited: %.1f held (Locked+Sessions), %.1f cleaning, %.1f idle on average, at most %d idle",
+			o.EmuHeldWaiting, o.EmuCleaningWait, o.EmuIdleWaiting, o.EmuIdleMaxWait)
+	}
+	for _, k := range []string{"heartbeat_timeout", "never_started"} {
+		l, ok := r.ReleaseLag[k]
+		if !ok {
+			continue
+		}
+		line := fmt.Sprintf("n=%d p50 %s p95 %s p99 %s max %s", l.N, sec(l.P50), sec(l.P95), sec(l.P99), sec(l.Max))
+		if ov, ok := r.ReleaseOverrun[k]; ok {
+			line += fmt.Sprintf("; past the timeout: p50 %s p95 %s p99 %s max %s", sec(ov.P50), sec(ov.P95), sec(ov.P99), sec(ov.Max))
+		}
+		p("release lag\t%s\t%s", k, line)
+	}
+	if r.ReleaseUnseen > 0 {
+		p("release lag\t\t%d vanished users' freed slot not seen by any sample", r.ReleaseUnseen)
 	}
 	p("reconnects\t%d\tfell back into the line: %d", r.Reconnects, r.ReconnectFallbacks)
 	p("FIFO\t%d inversions\tpairs Ready out of start order (same window or retried admission; allowed), max lag %s", r.ReadyInversions, r.MaxInversionLag.Round(time.Millisecond))
@@ -178,6 +253,10 @@ func (r Report) String() string {
 	var b strings.Builder
 	r.WriteTable(&b)
 	return b.String()
+}
+
+func sec(d time.Duration) string {
+	return fmt.Sprintf("%.2fs", d.Seconds())
 }
 
 func ms(d time.Duration) string {

@@ -1,7 +1,10 @@
 // Command loadtest drives a running carqueue system over HTTP with many simulated users
 // (local/loadgen): they queue, play, heartbeat, reconnect, vanish and stop while /stats and
-// /emulator/state are sampled. It prints a report (capacity, FIFO, outcomes, HTTP statuses,
-// latency percentiles per route) and exits 1 if any promise of the contract was broken.
+// /emulator/state are sampled. It prints a report (capacity, FIFO, outcomes, slots held on
+// average and while users wait, idle CAR slots while users wait, the release lag of vanished
+// users, HTTP statuses, latency percentiles per route) and exits 1 if any promise of the
+// contract was broken. takeover.sh, beside it, measures how long the reaper stalls when the
+// instance running it is killed.
 //
 // Against the local harness with 8 emulated slots and 10% CAR faults, in two terminals:
 //
@@ -16,7 +19,8 @@
 // 2s) 500 users take about ten minutes (about 46 admissions a minute on 8 slots). Shorter
 // timeouts speed it up: HEARTBEAT_TIMEOUT=4s READY_TIMEOUT=5s POLL_MAX_INTERVAL=2s
 // QUEUE_IDLE_TIMEOUT=10s in the harness's environment, -tick 200ms -cleanup-delay 200ms on its
-// command line, and -heartbeat-timeout 4s here. A run longer than the harness's GONE_RETENTION
+// command line, and -heartbeat-timeout 4s here. Give -ready-timeout too (the harness's
+// READY_TIMEOUT, 30s) to see how far releases of users who vanished right after Ready ran past it. A run longer than the harness's GONE_RETENTION
 // (10m) accepts a plain Expired (no Reason) for users who left that long before the end.
 // Stop the harness with Ctrl-C; on a shared Redis delete only the keys containing your QUEUE_ID.
 package main
@@ -45,6 +49,7 @@ func main() {
 	flag.Float64Var(&c.PollScale, "poll-scale", 1, "multiply NextPollMs by this (never faster than 50ms)")
 	flag.DurationVar(&c.Stagger, "stagger", 5*time.Millisecond, "pause between consecutive users' first /start")
 	flag.DurationVar(&c.HeartbeatTimeout, "heartbeat-timeout", 0, "the server's HEARTBEAT_TIMEOUT, to judge reconnects (0: 4 × NextHeartbeatMs)")
+	flag.DurationVar(&c.ReadyTimeout, "ready-timeout", 0, "the server's READY_TIMEOUT, to report how far releases ran past it (0: unknown)")
 	flag.DurationVar(&c.GoneRetention, "gone-retention", 10*time.Minute, "the server's GONE_RETENTION: users who left longer ago may end without a Reason")
 	flag.DurationVar(&c.Timeout, "timeout", 10*time.Minute, "time limit of the users' run")
 	flag.DurationVar(&c.DrainTimeout, "drain", 2*time.Minute, "time to wait afterwards for the reaper and the emulator's clean-up")
