@@ -146,6 +146,21 @@ func textIs(sel, want string) chromedp.Action[chromedp.Void] {
 
 func byID(s string) chromedp.ID { return chromedp.ID(strings.TrimPrefix(s, "#")) }
 
+// servesClient fails the test at once, and says why, when the harness does not serve the
+// browser client the demo page imports.
+func servesClient(t *testing.T, h *runningHarness) {
+	t.Helper()
+	resp, err := http.Get(h.Base + "/carqueue.js")
+	if err != nil {
+		t.Fatalf("GET /carqueue.js: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
+		t.Fatalf("GET /carqueue.js: HTTP %d %q: the harness must serve local/web/carqueue.js (embedded by local/web/web.go), the demo page imports it",
+			resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
 // joinAs opens the demo page at base+path and joins as user.
 func joinAs(base, path, user string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
@@ -165,6 +180,7 @@ func TestBrowserTwoUsersOneSlot(t *testing.T) {
 	b := newBrowser(t, 90*time.Second)
 	h := startLocal(t, []string{"-capacity", "1", "-tick", "250ms", "-cleanup-delay", "100ms"},
 		"POLL_MIN_INTERVAL=300ms", "POLL_MAX_INTERVAL=2s", "HEARTBEAT_TIMEOUT=3s", "READY_TIMEOUT=3s")
+	servesClient(t, h)
 
 	alice := b.tab("alice", nil)
 	aliceID, bobID := "alice-"+randomHex(3), "bob-"+randomHex(3)
@@ -581,6 +597,7 @@ func TestBrowserDataChannel(t *testing.T) {
 	appPort := startEchoApp(t)
 	h := startLocal(t, []string{"-capacity", "1", "-tick", "250ms", "-cleanup-delay", "100ms"},
 		"POLL_MIN_INTERVAL=300ms", "POLL_MAX_INTERVAL=2s", "HEARTBEAT_TIMEOUT=3s", "READY_TIMEOUT=3s")
+	servesClient(t, h)
 
 	carol := b.tab("carol", nil)
 	user := "carol-" + randomHex(3)
