@@ -11,12 +11,13 @@ import (
 	"strings"
 )
 
-//go:embed index.html dashboard.html app.css app.js dashboard.js tcgsdk-local.js
+//go:embed index.html dashboard.html app.css app.js dashboard.js tcgsdk-local.js carqueue.js
 var files embed.FS
 
-// crossOrigin lists the files any page may load from any origin: the TCGSDK stand-in is loaded
-// by pages served elsewhere (an integrator's own page) in place of the real SDK.
-var crossOrigin = map[string]bool{"tcgsdk-local.js": true}
+// crossOrigin lists the files any page may load from any origin: pages served elsewhere (an
+// integrator's own) load the TCGSDK stand-in in place of the real SDK, and import the queue's
+// browser client (a module, so fetched with CORS).
+var crossOrigin = map[string]bool{"tcgsdk-local.js": true, "carqueue.js": true}
 
 // pages maps the clean URLs to their files; every other file is served under its own name.
 var pages = map[string]string{
