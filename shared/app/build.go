@@ -108,8 +108,8 @@ func assemble(cfg config.Config, getenv func(string) string, rdb redis.Universal
 		return nil, err // the constructor names itself
 	}
 	rp, err := reaper.New(q, svc, reaper.Options{
-		Batch: cfg.ReaperBatch, Lease: cfg.ReaperLease, MaxAdmit: cfg.ReaperMaxAdmit, Parallel: cfg.ReaperParallel,
-		MaxReapBatches: cfg.ReaperMaxBatches, Logger: logger,
+		Batch: cfg.ReaperBatch, Lease: cfg.ReaperLease, RunTime: cfg.ReaperRunTime, Pause: cfg.ReaperPause,
+		MaxAdmit: cfg.ReaperMaxAdmit, Parallel: cfg.ReaperParallel, MaxReapBatches: cfg.ReaperMaxBatches, Logger: logger,
 	})
 	if err != nil {
 		return nil, err // the constructor names itself

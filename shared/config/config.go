@@ -61,6 +61,8 @@ type Config struct {
 	StopReleaseWait                  time.Duration
 	ReleaseRetryMin, ReleaseRetryMax time.Duration
 	ReaperLease                      time.Duration
+	ReaperRunTime                    time.Duration
+	ReaperPause                      time.Duration
 	ReaperMaxAdmit                   int
 	ReaperParallel                   int
 
@@ -122,7 +124,9 @@ func FromEnv(getenv func(string) string, local bool) (Config, error) {
 
 	c.ReaperBatch = r.intRange("REAPER_BATCH", 1, MaxBatch)
 	c.ReaperMaxBatches = r.intRange("REAPER_MAX_BATCHES", 1, MaxBatch)
-	c.ReaperLease = r.duration("REAPER_LEASE", time.Second)
+	c.ReaperLease = r.duration("REAPER_LEASE", 3*time.Second)
+	c.ReaperRunTime = r.duration("REAPER_RUN_TIME", time.Second)
+	c.ReaperPause = r.duration("REAPER_PAUSE", 10*time.Millisecond)
 	c.ReaperMaxAdmit = r.intRange("REAPER_MAX_ADMIT", 0, 1_000_000)
 	c.ReaperParallel = r.intRange("REAPER_PARALLEL", 1, 256)
 

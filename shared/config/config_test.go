@@ -46,7 +46,8 @@ func TestDefaults(t *testing.T) {
 	if c.CARLockTTL != 30*time.Second || c.CARBudget != 25*time.Second || c.ClaimLease != 30*time.Second {
 		t.Fatalf("CAR lock %s, budget %s, claim lease %s", c.CARLockTTL, c.CARBudget, c.ClaimLease)
 	}
-	if c.ReaperBatch != 50 || c.ReaperMaxBatches != 200 || c.ReaperLease != 50*time.Second || c.ReaperParallel != 8 {
+	if c.ReaperBatch != 50 || c.ReaperMaxBatches != 200 || c.ReaperLease != 6*time.Second || c.ReaperParallel != 8 ||
+		c.ReaperRunTime != 45*time.Second || c.ReaperPause != 250*time.Millisecond {
 		t.Fatalf("reaper settings: %+v", c)
 	}
 	if got := strings.Join(c.Derived, ","); got != "HEARTBEAT_INTERVAL,POLL_MIN_INTERVAL,POLL_MAX_INTERVAL" {
@@ -84,7 +85,8 @@ func TestAllVariablesParsed(t *testing.T) {
 		"QUEUE_IDLE_TIMEOUT": "2m", "HEARTBEAT_TIMEOUT": "40s", "READY_TIMEOUT": "45s",
 		"HEARTBEAT_INTERVAL": "10s", "POLL_MIN_INTERVAL": "2s", "POLL_MAX_INTERVAL": "20s",
 		"CLAIM_LEASE": "25s", "GONE_RETENTION": "5m", "RATE_WINDOW": "10m",
-		"REAPER_BATCH": "50", "REAPER_MAX_BATCHES": "7", "REAPER_LEASE": "40s", "REAPER_MAX_ADMIT": "5", "REAPER_PARALLEL": "4",
+		"REAPER_BATCH": "50", "REAPER_MAX_BATCHES": "7", "REAPER_LEASE": "4s", "REAPER_MAX_ADMIT": "5", "REAPER_PARALLEL": "4",
+		"REAPER_RUN_TIME": "25s", "REAPER_PAUSE": "100ms",
 		"STOP_RELEASE_WAIT": "3s", "RELEASE_RETRY_MIN": "2s", "RELEASE_RETRY_MAX": "30s",
 		"TICKET_SECRET_PREVIOUS": "previous-secret-0123", "ADMIN_TOKEN": "tok", "CORS_ORIGIN": "https://a.example",
 		"LOG_LEVEL": "debug",
@@ -103,7 +105,8 @@ func TestAllVariablesParsed(t *testing.T) {
 		Capacity: 10, QueueIdleTimeout: 2 * time.Minute, HeartbeatTimeout: 40 * time.Second, ReadyTimeout: 45 * time.Second,
 		HeartbeatInterval: 10 * time.Second, PollMinInterval: 2 * time.Second, PollMaxInterval: 20 * time.Second,
 		ClaimLease: 25 * time.Second, GoneRetention: 5 * time.Minute, RateWindow: 10 * time.Minute,
-		ReaperBatch: 50, ReaperMaxBatches: 7, ReaperLease: 40 * time.Second, ReaperMaxAdmit: 5, ReaperParallel: 4,
+		ReaperBatch: 50, ReaperMaxBatches: 7, ReaperLease: 4 * time.Second, ReaperMaxAdmit: 5, ReaperParallel: 4,
+		ReaperRunTime: 25 * time.Second, ReaperPause: 100 * time.Millisecond,
 		StopReleaseWait: 3 * time.Second, ReleaseRetryMin: 2 * time.Second, ReleaseRetryMax: 30 * time.Second,
 		TicketSecret: "0123456789abcdef0123", TicketSecretPrevious: "previous-secret-0123",
 		AdminToken: "tok", CORSOrigin: "https://a.example", LogLevel: -4,
@@ -144,6 +147,9 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"REAPER_BATCH", "10001", "integer 1–10000"},
 		{"REAPER_MAX_BATCHES", "0", "integer 1–10000"},
 		{"REAPER_MAX_BATCHES", "10001", "integer 1–10000"},
+		{"REAPER_LEASE", "2s", "at least 3s"},
+		{"REAPER_RUN_TIME", "500ms", "at least 1s"},
+		{"REAPER_PAUSE", "5ms", "at least 10ms"},
 		{"TICKET_SECRET", "", "required"},
 		{"TICKET_SECRET", "short", "at least 16"},
 		{"LOG_LEVEL", "loud", "debug, info"},
@@ -340,9 +346,9 @@ func TestVariables(t *testing.T) {
 	// A broken relation names both of its variables, once each.
 	m = prod()
 	m["CLAIM_LEASE"] = "10s"
-	m["REAPER_LEASE"] = "10s"
+	m["REAPER_RUN_TIME"] = "10s"
 	_, err = FromEnv(env(m), false)
-	if got := strings.Join(Variables(err), ","); got != "CLAIM_LEASE,CAR_LOCK_TTL,REAPER_LEASE" {
+	if got := strings.Join(Variables(err), ","); got != "CLAIM_LEASE,CAR_LOCK_TTL,REAPER_RUN_TIME" {
 		t.Fatalf("Variables = %q", got)
 	}
 }

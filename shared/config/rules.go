@@ -145,13 +145,13 @@ var Rules = []Rule{
 		},
 	},
 	{
-		Var: "REAPER_LEASE", Other: "CAR_LOCK_TTL",
-		Text: "`REAPER_LEASE` ≥ `CAR_LOCK_TTL`",
-		Why:  "so a reaper run, which works for 9/10 of its lease, has room for one admission (up to CAR_LOCK_TTL×5/6 of CAR calls)",
+		Var: "REAPER_RUN_TIME", Other: "CAR_LOCK_TTL",
+		Text: "`REAPER_RUN_TIME` ≥ `CAR_LOCK_TTL`",
+		Why:  "so a reaper run has room for one admission (up to CAR_LOCK_TTL×5/6 of CAR calls); a shorter run cuts it off and the user goes back to the front",
 		check: func(f facts) (string, string, bool) {
 			c := f.c
-			return c.ReaperLease.String(), fmt.Sprintf("at least CAR_LOCK_TTL (%s)", c.CARLockTTL),
-				pos(c.ReaperLease, c.CARLockTTL) && c.ReaperLease < c.CARLockTTL
+			return c.ReaperRunTime.String(), fmt.Sprintf("at least CAR_LOCK_TTL (%s)", c.CARLockTTL),
+				pos(c.ReaperRunTime, c.CARLockTTL) && c.ReaperRunTime < c.CARLockTTL
 		},
 	},
 	{
@@ -213,21 +213,21 @@ var Rules = []Rule{
 		},
 	},
 	{
-		Var: "REAPER_LEASE", Timeout: true,
-		Text: "`REAPER_LEASE`×9/10 + 5s ≤ the reaper function's timeout",
-		Why: "because a run works until 9/10 of its lease (or its invocation deadline), then takes up to 5s to hand back " +
-			"unfinished claims and release the lease; cut off by the timeout instead, it keeps the lease, and no run works until it expires",
+		Var: "REAPER_RUN_TIME", Timeout: true,
+		Text: "`REAPER_RUN_TIME` + 5s ≤ the reaper function's timeout",
+		Why: "because a run works for REAPER_RUN_TIME (or until its invocation deadline), then takes up to 5s to hand back " +
+			"unfinished claims and release its lease; cut off by the timeout instead, it leaves its claims Admitting until CLAIM_LEASE " +
+			"ends and its lease until REAPER_LEASE does",
 		check: func(f facts) (string, string, bool) {
 			c, t := f.c, f.timeouts
-			if !pos(t.Reaper, c.ReaperLease) {
+			if !pos(t.Reaper, c.ReaperRunTime) {
 				return "", "", false
 			}
 			if t.Reaper <= WrapUp {
-				return c.ReaperLease.String(), fmt.Sprintf("a reaper function timeout above %s (it is %s, %s)", WrapUp, t.Reaper, t.ReaperFrom), true
+				return c.ReaperRunTime.String(), fmt.Sprintf("a reaper function timeout above %s (it is %s, %s)", WrapUp, t.Reaper, t.ReaperFrom), true
 			}
-			limit := ((t.Reaper - WrapUp) * 10 / 9).Truncate(time.Millisecond)
-			return c.ReaperLease.String(), fmt.Sprintf("at most (the reaper function timeout %s, %s, − %s) × 10/9 = %s, or a longer timeout",
-				t.Reaper, t.ReaperFrom, WrapUp, limit), c.ReaperLease*9/10+WrapUp > t.Reaper
+			return c.ReaperRunTime.String(), fmt.Sprintf("at most the reaper function timeout %s (%s) − %s = %s, or a longer timeout",
+				t.Reaper, t.ReaperFrom, WrapUp, t.Reaper-WrapUp), c.ReaperRunTime+WrapUp > t.Reaper
 		},
 	},
 }

@@ -31,7 +31,7 @@ func TestRelations(t *testing.T) {
 		{"POLL_MIN_INTERVAL POLL_MAX_INTERVAL", []string{"POLL_MIN_INTERVAL", "5s", "POLL_MAX_INTERVAL", "4s"}, "got 5s, want at most POLL_MAX_INTERVAL (4s), so the head"},
 		{"CLAIM_LEASE CAR_LOCK_TTL", []string{"CLAIM_LEASE", "20s"}, "CLAIM_LEASE: got 20s, want at least CAR_LOCK_TTL (30s), so a claim outlives its admission"},
 		{"CAR_CALL_TIMEOUT CAR_LOCK_TTL", []string{"CAR_CALL_TIMEOUT", "26s"}, "got 26s, want at most the CAR budget, CAR_LOCK_TTL×5/6 (25s)"},
-		{"REAPER_LEASE CAR_LOCK_TTL", []string{"REAPER_LEASE", "29s"}, "got 29s, want at least CAR_LOCK_TTL (30s), so a reaper run"},
+		{"REAPER_RUN_TIME CAR_LOCK_TTL", []string{"REAPER_RUN_TIME", "29s"}, "got 29s, want at least CAR_LOCK_TTL (30s), so a reaper run"},
 		{"STOP_RELEASE_WAIT CAR_LOCK_TTL", []string{"STOP_RELEASE_WAIT", "26s"}, "got 26s, want at most the CAR budget, CAR_LOCK_TTL×5/6 (25s)"},
 		{"RELEASE_RETRY_MAX RELEASE_RETRY_MIN", []string{"RELEASE_RETRY_MIN", "10s", "RELEASE_RETRY_MAX", "5s"}, "got 5s, want at least RELEASE_RETRY_MIN (10s), so the backoff"},
 		{"REQUIRE_GRANT GRANT_SECRET", []string{"REQUIRE_GRANT", "1"}, "want 0, or GRANT_SECRET set, because without the secret"},
@@ -77,7 +77,8 @@ func TestRelationsAtTheirLimit(t *testing.T) {
 		{"QUEUE_IDLE_TIMEOUT", "2.4s", "POLL_MIN_INTERVAL", "1s"},                // = 2.4 × min
 		{"QUEUE_IDLE_TIMEOUT", "60s", "POLL_MAX_INTERVAL", "25s"},                // = idle/2.4
 		{"POLL_MIN_INTERVAL", "4s", "POLL_MAX_INTERVAL", "4s"},                   // min = max
-		{"CLAIM_LEASE", "30s", "REAPER_LEASE", "30s"},                            // = CAR_LOCK_TTL
+		{"CLAIM_LEASE", "30s", "REAPER_RUN_TIME", "30s"},                         // = CAR_LOCK_TTL
+		{"REAPER_LEASE", "3s"},                                                   // the shortest
 		{"CAR_CALL_TIMEOUT", "25s"},                                              // = the budget
 		{"CAR_LOCK_TTL", "12s", "CAR_CALL_TIMEOUT", "10s", "CLAIM_LEASE", "12s"}, // budget 10s
 	} {
@@ -189,22 +190,22 @@ func TestCheckTimeouts(t *testing.T) {
 		want  []string
 		names string
 	}{
-		{"reaper lease past the reaper's timeout", nil,
+		{"reaper run past the reaper's timeout", nil,
 			FunctionTimeouts{Reaper: 15 * time.Second, ReaperFrom: "flag -reaper-timeout"},
-			[]string{"REAPER_LEASE: got 50s, want at most (the reaper function timeout 15s, flag -reaper-timeout, − 5s) × 10/9 = 11.111s", "keeps the lease"},
-			"REAPER_LEASE"},
+			[]string{"REAPER_RUN_TIME: got 45s, want at most the reaper function timeout 15s (flag -reaper-timeout) − 5s = 10s", "hand back unfinished claims"},
+			"REAPER_RUN_TIME"},
 		{"reaper timeout without room to wrap up", nil,
 			FunctionTimeouts{Reaper: 5 * time.Second, ReaperFrom: "serverless.yml (reaper-cron)"},
-			[]string{"REAPER_LEASE: got 50s, want a reaper function timeout above 5s (it is 5s, serverless.yml (reaper-cron))"},
-			"REAPER_LEASE"},
+			[]string{"REAPER_RUN_TIME: got 45s, want a reaper function timeout above 5s (it is 5s, serverless.yml (reaper-cron))"},
+			"REAPER_RUN_TIME"},
 		{"admission past the HTTP timeout", []string{"CAR_LOCK_TTL", "40s", "CLAIM_LEASE", "40s"},
 			FunctionTimeouts{HTTP: 30 * time.Second, HTTPFrom: "serverless.yml (start)"},
 			[]string{"CAR_LOCK_TTL: got 40s, want at most (the HTTP function timeout 30s, serverless.yml (start), − 5s) × 6/5 = 30s", "/start, /poll and /reconnect may admit within the request"},
 			"CAR_LOCK_TTL"},
 		{"both", nil,
 			FunctionTimeouts{HTTP: 15 * time.Second, HTTPFrom: "flag -function-timeout", Reaper: 15 * time.Second, ReaperFrom: "flag -reaper-timeout"},
-			[]string{"CAR_LOCK_TTL: got 30s", "flag -function-timeout", "REAPER_LEASE: got 50s", "flag -reaper-timeout"},
-			"CAR_LOCK_TTL REAPER_LEASE"},
+			[]string{"CAR_LOCK_TTL: got 30s", "flag -function-timeout", "REAPER_RUN_TIME: got 45s", "flag -reaper-timeout"},
+			"CAR_LOCK_TTL REAPER_RUN_TIME"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := FromEnv(env(with(tc.env...)), false)
@@ -225,8 +226,8 @@ func TestCheckTimeouts(t *testing.T) {
 			}
 		})
 	}
-	// At the limit: lease×9/10 + 5s = timeout, budget + 5s = timeout.
-	c, _ = FromEnv(env(with("REAPER_LEASE", "50s", "CAR_LOCK_TTL", "30s")), false)
+	// At the limit: run time + 5s = timeout, budget + 5s = timeout.
+	c, _ = FromEnv(env(with("REAPER_RUN_TIME", "45s", "CAR_LOCK_TTL", "30s")), false)
 	if err := CheckTimeouts(c, FunctionTimeouts{HTTP: 30 * time.Second, Reaper: 50 * time.Second}); err != nil {
 		t.Errorf("at the limit: %v", err)
 	}

@@ -26,7 +26,7 @@ const (
 	testIdleTimeout = 60 * time.Second // QUEUE_IDLE_TIMEOUT
 	testClaimLease  = 30 * time.Second // CLAIM_LEASE
 	testLockTTL     = 30 * time.Second // CAR_LOCK_TTL
-	testReaperLease = 50 * time.Second // REAPER_LEASE
+	testReaperLease = 6 * time.Second  // REAPER_LEASE
 	// RELEASE_RETRY_MIN and _MAX: a user's failed DestroySession is retried after 1s, then
 	// 2s, 4s, … at most 1m.
 	testReleaseRetryMin = time.Second
@@ -110,6 +110,7 @@ func (e *env) newReaper(q Queue, s Sessions, tune func(*Options)) *Reaper {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	r.after = never // real-time renewals would race the fake clock
 	return r
 }
 
@@ -215,4 +216,51 @@ func (c *countingCAR) CreateSession(ctx context.Context, in car.CreateSessionInp
 func (c *countingCAR) DestroySession(ctx context.Context, u string) error {
 	c.add("DestroySession", u)
 	return c.next.DestroySession(ctx, u)
+}
+
+// leaseKey is the reaper lease's Redis key.
+func (e *env) leaseKey() string { return e.q.KeyPrefix() + "reaper" }
+
+// timers stands in for the keepalive's timer: every after(d) is handed to the test on armed,
+// and fires only when the test sends on it. So the test decides when a renewal happens, and
+// the next arming tells it that the renewal finished.
+type timers struct{ armed chan chan time.Time }
+
+func newTimers() *timers { return &timers{armed: make(chan chan time.Time, 16)} }
+
+func (ts *timers) after(time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	ts.armed <- ch
+	return ch
+}
+
+// next waits for the keepalive to arm its timer (it has renewed, or just started).
+func (ts *timers) next(t *testing.T) chan time.Time {
+	t.Helper()
+	select {
+	case ch := <-ts.armed:
+		return ch
+	case <-time.After(gaugeGuard):
+		t.Fatal("the keepalive never armed its timer: no renewal loop?")
+		return nil
+	}
+}
+
+// never is a keepalive timer that never fires: renewals happen only before rounds, as the
+// fake clock says they are due.
+func never(time.Duration) <-chan time.Time { return nil }
+
+// clocked makes a run's pauses pass on the fake clock at once, calling each (when non-nil)
+// after the clock moved, as if the world went on meanwhile.
+func clocked(clk *testkit.Clock, each func()) func(context.Context, time.Duration) bool {
+	return func(ctx context.Context, d time.Duration) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		clk.Advance(d)
+		if each != nil {
+			each()
+		}
+		return ctx.Err() == nil
+	}
 }

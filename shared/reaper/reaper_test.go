@@ -59,6 +59,11 @@ func TestNewRequiresEveryOption(t *testing.T) {
 		{"Batch over the queue's bound", func(o *Options) { o.Batch = queue.MaxBatch + 1 }, "Options.Batch"},
 		{"zero Lease", func(o *Options) { o.Lease = 0 }, "Options.Lease"},
 		{"negative Lease", func(o *Options) { o.Lease = -time.Second }, "Options.Lease"},
+		{"Lease too short to renew", func(o *Options) { o.Lease = time.Millisecond }, "Options.Lease"},
+		{"negative RunTime", func(o *Options) { o.RunTime = -time.Second }, "Options.RunTime"},
+		{"negative Pause", func(o *Options) { o.Pause = -time.Second }, "Options.Pause"},
+		{"Pause without RunTime", func(o *Options) { o.Pause = time.Second }, "Options.RunTime"},
+		{"Parallel beyond a claim", func(o *Options) { o.Parallel = queue.MaxClaim + 1 }, "Options.Parallel"},
 		{"zero Parallel", func(o *Options) { o.Parallel = 0 }, "Options.Parallel"},
 		{"zero MaxReapBatches", func(o *Options) { o.MaxReapBatches = 0 }, "Options.MaxReapBatches"},
 		{"negative MaxAdmit", func(o *Options) { o.MaxAdmit = -1 }, "Options.MaxAdmit"},
@@ -285,19 +290,26 @@ func TestRunKilledAfterApplyConcurrentIsFinishedByTheNextRun(t *testing.T) {
 			if st := e.emu.State(); !slices.Equal(st.Locked, []string{"u01"}) {
 				t.Fatalf("emulator after the dying run: %+v, want u01 locked", st)
 			}
-			// Its lease is still held: overlapping runs are skipped until it ends.
+			// Its lease is still held, but only for the short REAPER_LEASE, not for a whole run:
+			// within a few seconds of the death the next run takes over.
 			if rep := e.run(); !rep.Skipped {
 				t.Fatalf("run right after the dead one: %+v, want skipped", rep)
 			}
-			e.clk.Advance(testClaimLease + time.Second)
+			e.clk.Advance(testReaperLease - time.Millisecond)
 			if rep := e.run(); !rep.Skipped {
 				t.Fatalf("run inside the dead run's lease: %+v, want skipped", rep)
 			}
-			e.clk.Advance(testReaperLease - testClaimLease) // past the reaper lease and the claim lease
+			e.clk.Advance(time.Millisecond)
+			if rep := e.run(); rep.Skipped {
+				t.Fatalf("run %v after the death skipped, want it to take over", testReaperLease)
+			}
+			// u01 keeps its slot under its claim lease until that ends too.
+			wantState(t, e, "u01", queue.StateAdmitting, 0)
+			e.clk.Advance(testClaimLease - testReaperLease + time.Second) // past the claim lease
 			e.expireUserLock("u01")
 			rep := e.run()
 			if rep.Skipped || rep.ExpiredClaims != 1 || rep.Admitted != 1 {
-				t.Fatalf("run after the lease: %+v, want the expired claim re-admitted", rep)
+				t.Fatalf("run after the claim lease: %+v, want the expired claim re-admitted", rep)
 			}
 			wantState(t, e, "u01", queue.StateReady, 0)
 			if st := e.emu.State(); !slices.Equal(st.Sessions, []string{"u01"}) || len(st.Locked) != 0 {
@@ -907,7 +919,7 @@ func TestRunLogsOneLine(t *testing.T) {
 	if ce, _ := l["car_errors"].(map[string]any); ce["InternalError"] != 1.0 {
 		t.Fatalf("car_errors %v", l["car_errors"])
 	}
-	for _, k := range []string{"reaped", "released", "refused", "duration_ms"} {
+	for _, k := range []string{"reaped", "released", "refused", "duration_ms", "rounds", "ended", "renewals", "pauses"} {
 		if _, ok := l[k]; !ok {
 			t.Errorf("log line lacks %s: %v", k, l)
 		}
