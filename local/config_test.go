@@ -28,8 +28,8 @@ func TestRunRefusesBadConfiguration(t *testing.T) {
 			[]string{"CLAIM_LEASE: got 10s, want at least CAR_LOCK_TTL (30s)"}},
 		{"bad value", nil, map[string]string{"CAPACITY": "lots"},
 			[]string{`CAPACITY: got "lots"`}},
-		{"reaper lease past -reaper-timeout", []string{"-reaper-timeout", "20s"}, nil,
-			[]string{"REAPER_LEASE: got 50s", "flag -reaper-timeout", "keeps the lease"}},
+		{"reaper run past -reaper-timeout", []string{"-reaper-timeout", "20s"}, nil,
+			[]string{"REAPER_RUN_TIME: got 45s", "flag -reaper-timeout", "its lease until REAPER_LEASE"}},
 		{"admission past -function-timeout", []string{"-function-timeout", "15s"}, nil,
 			[]string{"CAR_LOCK_TTL: got 30s", "flag -function-timeout"}},
 	} {
@@ -120,10 +120,10 @@ func TestCheckConfigContractVariablesAlone(t *testing.T) {
 // whole environment).
 func TestCheckConfigSeesTheWholeEnvironment(t *testing.T) {
 	s, _ := parseSettings(nil, &bytes.Buffer{})
-	getenv := env(map[string]string{"REAPER_LEASE": "5s"})
+	getenv := env(map[string]string{"REAPER_LEASE": "2s"})
 	vars, _ := functionEnv(s, getenv, "127.0.0.1:7000", "127.0.0.1:8081")
 	_, err := checkConfig(s, vars, getenv)
-	if err == nil || !strings.Contains(err.Error(), "REAPER_LEASE: got 5s") {
+	if err == nil || !strings.Contains(err.Error(), `REAPER_LEASE: got "2s"`) {
 		t.Fatalf("err = %v, want REAPER_LEASE refused", err)
 	}
 }
