@@ -47,7 +47,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("CAR lock %s, budget %s, claim lease %s", c.CARLockTTL, c.CARBudget, c.ClaimLease)
 	}
 	if c.ReaperBatch != 50 || c.ReaperMaxBatches != 200 || c.ReaperLease != 6*time.Second || c.ReaperParallel != 8 ||
-		c.ReaperRunTime != 45*time.Second || c.ReaperPause != 250*time.Millisecond {
+		c.ReaperRunTime != 45*time.Second || c.ReaperPause != 100*time.Millisecond {
 		t.Fatalf("reaper settings: %+v", c)
 	}
 	if got := strings.Join(c.Derived, ","); got != "HEARTBEAT_INTERVAL,POLL_MIN_INTERVAL,POLL_MAX_INTERVAL" {
@@ -86,7 +86,7 @@ func TestAllVariablesParsed(t *testing.T) {
 		"HEARTBEAT_INTERVAL": "10s", "POLL_MIN_INTERVAL": "2s", "POLL_MAX_INTERVAL": "20s",
 		"CLAIM_LEASE": "25s", "GONE_RETENTION": "5m", "RATE_WINDOW": "10m",
 		"REAPER_BATCH": "50", "REAPER_MAX_BATCHES": "7", "REAPER_LEASE": "4s", "REAPER_MAX_ADMIT": "5", "REAPER_PARALLEL": "4",
-		"REAPER_RUN_TIME": "25s", "REAPER_PAUSE": "100ms",
+		"REAPER_RUN_TIME": "25s", "REAPER_PAUSE": "250ms",
 		"STOP_RELEASE_WAIT": "3s", "RELEASE_RETRY_MIN": "2s", "RELEASE_RETRY_MAX": "30s",
 		"TICKET_SECRET_PREVIOUS": "previous-secret-0123", "ADMIN_TOKEN": "tok", "CORS_ORIGIN": "https://a.example",
 		"LOG_LEVEL": "debug",
@@ -106,7 +106,7 @@ func TestAllVariablesParsed(t *testing.T) {
 		HeartbeatInterval: 10 * time.Second, PollMinInterval: 2 * time.Second, PollMaxInterval: 20 * time.Second,
 		ClaimLease: 25 * time.Second, GoneRetention: 5 * time.Minute, RateWindow: 10 * time.Minute,
 		ReaperBatch: 50, ReaperMaxBatches: 7, ReaperLease: 4 * time.Second, ReaperMaxAdmit: 5, ReaperParallel: 4,
-		ReaperRunTime: 25 * time.Second, ReaperPause: 100 * time.Millisecond,
+		ReaperRunTime: 25 * time.Second, ReaperPause: 250 * time.Millisecond,
 		StopReleaseWait: 3 * time.Second, ReleaseRetryMin: 2 * time.Second, ReleaseRetryMax: 30 * time.Second,
 		TicketSecret: "0123456789abcdef0123", TicketSecretPrevious: "previous-secret-0123",
 		AdminToken: "tok", CORSOrigin: "https://a.example", LogLevel: -4,
