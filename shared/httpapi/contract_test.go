@@ -541,7 +541,7 @@ func TestIdentity(t *testing.T) {
 		for _, c := range []struct{ user, status string }{{"alice", StatusReady}, {"bob", StatusQueued}} {
 			a := e.post("start", map[string]any{"UserId": c.user, "ClientSession": "cs-mallory"})
 			want(t, a, 200, 0, c.status)
-			if a.Data.Ticket != "" || a.Data.ServerSession != "" {
+			if a.Data.Ticket != "" || a.Data.ServerSession != "" || a.Data.NextHeartbeatMs != 0 {
 				t.Fatalf("a stranger got %s's ticket or session: %+v", c.user, a.Data)
 			}
 			st, _ := e.q.Join(ctx, c.user, queue.Client{}, queue.Trusted)

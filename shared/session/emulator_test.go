@@ -158,234 +158,224 @@ func (e *realEnv) state(t *testing.T, u string) queue.Status {
 func (e *realEnv) sessions() []string { return e.emu.State().Sessions }
 
 func TestAdmitAndReleaseAgainstEmulator(t *testing.T) {
-	for _, b := range redistest.Backends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			ctx := context.Background()
-			e := newRealEnv(t, b, 2, 1)
-			res, err := e.admit(t, "u1")
-			if err != nil || res.Outcome != Admitted || res.ServerSession == "" || res.Halt || res.Cause != nil {
-				t.Fatalf("admit u1: %+v %v", res, err)
-			}
-			if st := e.state(t, "u1"); st.State != queue.StateReady || st.ServerSession != res.ServerSession {
-				t.Fatalf("u1 status %+v", st)
-			}
-			if s := e.sessions(); !slices.Equal(s, []string{"u1"}) {
-				t.Fatalf("emulator sessions %v", s)
-			}
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		e := newRealEnv(t, b, 2, 1)
+		res, err := e.admit(t, "u1")
+		if err != nil || res.Outcome != Admitted || res.ServerSession == "" || res.Halt || res.Cause != nil {
+			t.Fatalf("admit u1: %+v %v", res, err)
+		}
+		if st := e.state(t, "u1"); st.State != queue.StateReady || st.ServerSession != res.ServerSession {
+			t.Fatalf("u1 status %+v", st)
+		}
+		if s := e.sessions(); !slices.Equal(s, []string{"u1"}) {
+			t.Fatalf("emulator sessions %v", s)
+		}
 
-			// The queue has room for two, CAR for one: NoIdle keeps u2 at the front, and halts.
-			res, err = e.admit(t, "u2")
-			if err != nil || res.Outcome != Requeued || !res.Halt || car.KindOf(res.Cause) != car.KindNoIdle {
-				t.Fatalf("admit u2: %+v %v, want Requeued with NoIdle and Halt", res, err)
-			}
-			if st := e.state(t, "u2"); st.State != queue.StateQueued || st.Position != 1 {
-				t.Fatalf("u2 status %+v", st)
-			}
+		// The queue has room for two, CAR for one: NoIdle keeps u2 at the front, and halts.
+		res, err = e.admit(t, "u2")
+		if err != nil || res.Outcome != Requeued || !res.Halt || car.KindOf(res.Cause) != car.KindNoIdle {
+			t.Fatalf("admit u2: %+v %v, want Requeued with NoIdle and Halt", res, err)
+		}
+		if st := e.state(t, "u2"); st.State != queue.StateQueued || st.Position != 1 {
+			t.Fatalf("u2 status %+v", st)
+		}
 
-			// Release: DestroySession first, then the slot.
-			if _, err := e.q.Stop(ctx, "u1", queue.Trusted); err != nil {
+		// Release: DestroySession first, then the slot.
+		if _, err := e.q.Stop(ctx, "u1", queue.Trusted); err != nil {
+			t.Fatal(err)
+		}
+		e.emu.Script(car.ActionDestroySession, "InternalError")
+		if err := e.s.Release(ctx, "u1"); car.KindOf(err) != car.KindTransient {
+			t.Fatalf("release while CAR fails: %v, want a transient CAR error", err)
+		}
+		if st := e.state(t, "u1"); st.State != queue.StateReleasing {
+			t.Fatalf("u1 after a failed release: %+v, want Releasing", st)
+		}
+		// The failure put off the next attempt by ReleaseRetryMin.
+		due := func() []string {
+			t.Helper()
+			us, err := e.q.Releasing(ctx, 10)
+			if err != nil {
 				t.Fatal(err)
 			}
-			e.emu.Script(car.ActionDestroySession, "InternalError")
-			if err := e.s.Release(ctx, "u1"); car.KindOf(err) != car.KindTransient {
-				t.Fatalf("release while CAR fails: %v, want a transient CAR error", err)
-			}
-			if st := e.state(t, "u1"); st.State != queue.StateReleasing {
-				t.Fatalf("u1 after a failed release: %+v, want Releasing", st)
-			}
-			// The failure put off the next attempt by ReleaseRetryMin.
-			due := func() []string {
-				t.Helper()
-				us, err := e.q.Releasing(ctx, 10)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return us
-			}
-			if us := due(); len(us) != 0 {
-				t.Fatalf("due for release right after a failure: %v", us)
-			}
-			e.clk.Advance(e.s.opts.ReleaseRetryMin)
-			if us := due(); !slices.Equal(us, []string{"u1"}) {
-				t.Fatalf("due for release after ReleaseRetryMin: %v, want [u1]", us)
-			}
-			if err := e.s.Release(ctx, "u1"); err != nil {
-				t.Fatalf("release: %v", err)
-			}
-			if st := e.state(t, "u1"); st.State != queue.StateNone || st.Reason != queue.ReasonStopped {
-				t.Fatalf("u1 after release: %+v", st)
-			}
-			if s := e.sessions(); len(s) != 0 {
-				t.Fatalf("emulator sessions after release %v", s)
-			}
-			// Releasing again is a no-op: the user is gone, CAR is not called.
-			n := len(e.rec.of("u1"))
-			if err := e.s.Release(ctx, "u1"); err != nil {
-				t.Fatalf("second release: %v", err)
-			}
-			if got := len(e.rec.of("u1")); got != n {
-				t.Fatalf("second release called CAR: %v", e.rec.actions("u1"))
-			}
-		})
-	}
+			return us
+		}
+		if us := due(); len(us) != 0 {
+			t.Fatalf("due for release right after a failure: %v", us)
+		}
+		e.clk.Advance(e.s.opts.ReleaseRetryMin)
+		if us := due(); !slices.Equal(us, []string{"u1"}) {
+			t.Fatalf("due for release after ReleaseRetryMin: %v, want [u1]", us)
+		}
+		if err := e.s.Release(ctx, "u1"); err != nil {
+			t.Fatalf("release: %v", err)
+		}
+		if st := e.state(t, "u1"); st.State != queue.StateNone || st.Reason != queue.ReasonStopped {
+			t.Fatalf("u1 after release: %+v", st)
+		}
+		if s := e.sessions(); len(s) != 0 {
+			t.Fatalf("emulator sessions after release %v", s)
+		}
+		// Releasing again is a no-op: the user is gone, CAR is not called.
+		n := len(e.rec.of("u1"))
+		if err := e.s.Release(ctx, "u1"); err != nil {
+			t.Fatalf("second release: %v", err)
+		}
+		if got := len(e.rec.of("u1")); got != n {
+			t.Fatalf("second release called CAR: %v", e.rec.actions("u1"))
+		}
+	})
 }
 
 func TestAdmitRetriesLockTimeoutOnceAgainstEmulator(t *testing.T) {
-	for _, b := range redistest.Backends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			e := newRealEnv(t, b, 2, 2)
-			e.emu.Script(car.ActionCreateSession, "FailedOperation.LockTimeout")
-			if res, err := e.admit(t, "u1"); err != nil || res.Outcome != Admitted || res.ServerSession == "" {
-				t.Fatalf("admit after one LockTimeout: %+v %v", res, err)
-			}
-			want := []string{car.ActionApplyConcurrent, car.ActionCreateSession, car.ActionApplyConcurrent, car.ActionCreateSession}
-			if got := e.rec.actions("u1"); !slices.Equal(got, want) {
-				t.Fatalf("CAR requests for u1 %v, want %v", got, want)
-			}
-			e.emu.Script(car.ActionCreateSession, "FailedOperation.LockTimeout", "FailedOperation.LockTimeout")
-			res, err := e.admit(t, "u2")
-			if err != nil || res.Outcome != Requeued || !res.Halt || car.KindOf(res.Cause) != car.KindLockExpired {
-				t.Fatalf("admit after two LockTimeouts: %+v %v, want Requeued", res, err)
-			}
-			// The lock taken for u2 lapses by itself at CAR (LockTTL) and u2 kept its place.
-			if st := e.state(t, "u2"); st.State != queue.StateQueued || st.Position != 1 {
-				t.Fatalf("u2 %+v", st)
-			}
-			e.clk.Advance(31 * time.Second)
-			if st := e.emu.State(); !slices.Equal(st.Sessions, []string{"u1"}) || len(st.Locked) != 0 {
-				t.Fatalf("emulator %+v", st)
-			}
-		})
-	}
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		e := newRealEnv(t, b, 2, 2)
+		e.emu.Script(car.ActionCreateSession, "FailedOperation.LockTimeout")
+		if res, err := e.admit(t, "u1"); err != nil || res.Outcome != Admitted || res.ServerSession == "" {
+			t.Fatalf("admit after one LockTimeout: %+v %v", res, err)
+		}
+		want := []string{car.ActionApplyConcurrent, car.ActionCreateSession, car.ActionApplyConcurrent, car.ActionCreateSession}
+		if got := e.rec.actions("u1"); !slices.Equal(got, want) {
+			t.Fatalf("CAR requests for u1 %v, want %v", got, want)
+		}
+		e.emu.Script(car.ActionCreateSession, "FailedOperation.LockTimeout", "FailedOperation.LockTimeout")
+		res, err := e.admit(t, "u2")
+		if err != nil || res.Outcome != Requeued || !res.Halt || car.KindOf(res.Cause) != car.KindLockExpired {
+			t.Fatalf("admit after two LockTimeouts: %+v %v, want Requeued", res, err)
+		}
+		// The lock taken for u2 lapses by itself at CAR (LockTTL) and u2 kept its place.
+		if st := e.state(t, "u2"); st.State != queue.StateQueued || st.Position != 1 {
+			t.Fatalf("u2 %+v", st)
+		}
+		e.clk.Advance(31 * time.Second)
+		if st := e.emu.State(); !slices.Equal(st.Sessions, []string{"u1"}) || len(st.Locked) != 0 {
+			t.Fatalf("emulator %+v", st)
+		}
+	})
 }
 
 func TestAdmitRefusedForGoodAgainstEmulator(t *testing.T) {
-	for _, b := range redistest.Backends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			e := newRealEnv(t, b, 2, 2)
-			e.emu.Script(car.ActionApplyConcurrent, "InvalidParameterValue")
-			res, err := e.admit(t, "u1")
-			if err != nil || res.Outcome != Refused || res.Halt || car.KindOf(res.Cause) != car.KindOurFault {
-				t.Fatalf("admit: %+v %v, want Refused (our fault, no halt)", res, err)
-			}
-			// Nothing was locked, so the user is gone at once.
-			if st := e.state(t, "u1"); st.State != queue.StateNone || st.Reason != queue.ReasonCARRefused {
-				t.Fatalf("u1 %+v", st)
-			}
-			// Bad credentials halt the admissions, and the user is gone too.
-			e.emu.Script(car.ActionApplyConcurrent, "AuthFailure.SignatureFailure")
-			res, err = e.admit(t, "u2")
-			if err != nil || res.Outcome != Refused || !res.Halt || car.KindOf(res.Cause) != car.KindAuth {
-				t.Fatalf("admit u2: %+v %v, want Refused (auth, halt)", res, err)
-			}
-			if st := e.state(t, "u2"); st.State != queue.StateNone || st.Reason != queue.ReasonCARRefused {
-				t.Fatalf("u2 %+v", st)
-			}
-			// Refused after ApplyConcurrent locked a slot: the user releases it first.
-			e.emu.Script(car.ActionCreateSession, "InvalidParameterValue")
-			if res, err = e.admit(t, "u3"); err != nil || res.Outcome != Refused {
-				t.Fatalf("admit u3: %+v %v", res, err)
-			}
-			if st := e.state(t, "u3"); st.State != queue.StateReleasing {
-				t.Fatalf("u3 %+v, want Releasing (CAR holds a lock for it)", st)
-			}
-			if err := e.s.Release(context.Background(), "u3"); err != nil {
-				t.Fatal(err)
-			}
-			if st := e.state(t, "u3"); st.State != queue.StateNone || st.Reason != queue.ReasonCARRefused {
-				t.Fatalf("u3 after release %+v", st)
-			}
-			if st := e.emu.State(); len(st.Locked)+len(st.Sessions) != 0 {
-				t.Fatalf("emulator %+v", st)
-			}
-		})
-	}
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		e := newRealEnv(t, b, 2, 2)
+		e.emu.Script(car.ActionApplyConcurrent, "InvalidParameterValue")
+		res, err := e.admit(t, "u1")
+		if err != nil || res.Outcome != Refused || res.Halt || car.KindOf(res.Cause) != car.KindOurFault {
+			t.Fatalf("admit: %+v %v, want Refused (our fault, no halt)", res, err)
+		}
+		// Nothing was locked, so the user is gone at once.
+		if st := e.state(t, "u1"); st.State != queue.StateNone || st.Reason != queue.ReasonCARRefused {
+			t.Fatalf("u1 %+v", st)
+		}
+		// Bad credentials halt the admissions, and the user is gone too.
+		e.emu.Script(car.ActionApplyConcurrent, "AuthFailure.SignatureFailure")
+		res, err = e.admit(t, "u2")
+		if err != nil || res.Outcome != Refused || !res.Halt || car.KindOf(res.Cause) != car.KindAuth {
+			t.Fatalf("admit u2: %+v %v, want Refused (auth, halt)", res, err)
+		}
+		if st := e.state(t, "u2"); st.State != queue.StateNone || st.Reason != queue.ReasonCARRefused {
+			t.Fatalf("u2 %+v", st)
+		}
+		// Refused after ApplyConcurrent locked a slot: the user releases it first.
+		e.emu.Script(car.ActionCreateSession, "InvalidParameterValue")
+		if res, err = e.admit(t, "u3"); err != nil || res.Outcome != Refused {
+			t.Fatalf("admit u3: %+v %v", res, err)
+		}
+		if st := e.state(t, "u3"); st.State != queue.StateReleasing {
+			t.Fatalf("u3 %+v, want Releasing (CAR holds a lock for it)", st)
+		}
+		if err := e.s.Release(context.Background(), "u3"); err != nil {
+			t.Fatal(err)
+		}
+		if st := e.state(t, "u3"); st.State != queue.StateNone || st.Reason != queue.ReasonCARRefused {
+			t.Fatalf("u3 after release %+v", st)
+		}
+		if st := e.emu.State(); len(st.Locked)+len(st.Sessions) != 0 {
+			t.Fatalf("emulator %+v", st)
+		}
+	})
 }
 
 func TestConcurrentAdmissionOfOneUserIsSingleFile(t *testing.T) {
-	for _, b := range redistest.Backends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			ctx := context.Background()
-			e := newRealEnv(t, b, 2, 2)
-			if _, err := e.q.Join(ctx, "u1", client("203.0.113.9", "cs"), queue.Trusted); err != nil {
-				t.Fatal(err)
-			}
-			c, ok, err := e.q.ClaimUser(ctx, "u1")
-			if err != nil || !ok {
-				t.Fatal(ok, err)
-			}
-			// Someone else holds u1's CAR lock: this admission must not call CAR.
-			unlock, ok, err := e.q.LockUser(ctx, "u1", time.Minute)
-			if err != nil || !ok {
-				t.Fatal(ok, err)
-			}
-			res, err := e.s.Admit(ctx, c)
-			if err != nil || res.Outcome != Requeued || !errors.Is(res.Cause, ErrUserBusy) {
-				t.Fatalf("admit while locked: %+v %v", res, err)
-			}
-			if got := e.rec.of("u1"); len(got) != 0 {
-				t.Fatalf("CAR was called: %+v", got)
-			}
-			if st := e.state(t, "u1"); st.State != queue.StateQueued || st.Position != 1 {
-				t.Fatalf("u1 %+v, want back at the front", st)
-			}
-			// The same for a release.
-			if err := e.s.Release(ctx, "u1"); !errors.Is(err, ErrUserBusy) {
-				t.Fatalf("release while locked: %v", err)
-			}
-			// Once the lock is free, the admission goes through.
-			unlock()
-			if res, err := e.admit(t, "u1"); err != nil || res.Outcome != Admitted {
-				t.Fatalf("admit after unlock: %+v %v", res, err)
-			}
-		})
-	}
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		e := newRealEnv(t, b, 2, 2)
+		if _, err := e.q.Join(ctx, "u1", client("203.0.113.9", "cs"), queue.Trusted); err != nil {
+			t.Fatal(err)
+		}
+		c, ok, err := e.q.ClaimUser(ctx, "u1")
+		if err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		// Someone else holds u1's CAR lock: this admission must not call CAR.
+		unlock, ok, err := e.q.LockUser(ctx, "u1", time.Minute)
+		if err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		res, err := e.s.Admit(ctx, c)
+		if err != nil || res.Outcome != Requeued || !errors.Is(res.Cause, ErrUserBusy) {
+			t.Fatalf("admit while locked: %+v %v", res, err)
+		}
+		if got := e.rec.of("u1"); len(got) != 0 {
+			t.Fatalf("CAR was called: %+v", got)
+		}
+		if st := e.state(t, "u1"); st.State != queue.StateQueued || st.Position != 1 {
+			t.Fatalf("u1 %+v, want back at the front", st)
+		}
+		// The same for a release.
+		if err := e.s.Release(ctx, "u1"); !errors.Is(err, ErrUserBusy) {
+			t.Fatalf("release while locked: %v", err)
+		}
+		// Once the lock is free, the admission goes through.
+		unlock()
+		if res, err := e.admit(t, "u1"); err != nil || res.Outcome != Admitted {
+			t.Fatalf("admit after unlock: %+v %v", res, err)
+		}
+	})
 }
 
 // A re-attach: a holder goes back to its own slot with a new ClientSession, without queueing;
 // a transient failure leaves it holding as before.
 func TestReattachAgainstEmulator(t *testing.T) {
-	for _, b := range redistest.Backends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			ctx := context.Background()
-			e := newRealEnv(t, b, 1, 1)
-			first, err := e.admit(t, "u1")
-			if err != nil || first.Outcome != Admitted {
-				t.Fatal(first, err)
-			}
-			if _, err := e.q.Heartbeat(ctx, "u1", queue.Trusted); err != nil {
-				t.Fatal(err)
-			}
-			// A transient failure: the user keeps its slot and state.
-			c, ok, err := e.q.Reattach(ctx, "u1", client("203.0.113.10", "cs-new"), queue.Trusted)
-			if err != nil || !ok || !c.Reattach || c.Client != client("203.0.113.10", "cs-new") {
-				t.Fatalf("reattach: %+v %v %v", c, ok, err)
-			}
-			e.emu.Script(car.ActionCreateSession, "InternalError")
-			if res, err := e.s.Admit(ctx, c); err != nil || res.Outcome != Requeued || car.KindOf(res.Cause) != car.KindTransient {
-				t.Fatalf("reattach admission with CAR failing: %+v %v", res, err)
-			}
-			if st := e.state(t, "u1"); st.State != queue.StateActive {
-				t.Fatalf("u1 after a failed reattach: %+v, want Active", st)
-			}
-			// Then it works: a new ServerSession on the same slot (capacity 1, no NoIdle).
-			c, ok, err = e.q.Reattach(ctx, "u1", client("203.0.113.10", "cs-newer"), queue.Trusted)
-			if err != nil || !ok {
-				t.Fatalf("reattach: %v %v", ok, err)
-			}
-			res, err := e.s.Admit(ctx, c)
-			if err != nil || res.Outcome != Admitted || res.ServerSession == "" || res.ServerSession == first.ServerSession {
-				t.Fatalf("reattach admission: %+v (first %q) %v", res, first.ServerSession, err)
-			}
-			if st := e.state(t, "u1"); st.State != queue.StateReady || st.ServerSession != res.ServerSession {
-				t.Fatalf("u1 after reattach: %+v", st)
-			}
-			if st := e.emu.State(); !slices.Equal(st.Sessions, []string{"u1"}) || st.Idle != 0 {
-				t.Fatalf("emulator %+v", st)
-			}
-			if cr := e.rec.last(t, "u1", car.ActionCreateSession); cr.ClientSession != "cs-newer" || cr.UserIP != "203.0.113.10" {
-				t.Fatalf("the re-attach's CreateSession carried %+v", cr)
-			}
-		})
-	}
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		ctx := context.Background()
+		e := newRealEnv(t, b, 1, 1)
+		first, err := e.admit(t, "u1")
+		if err != nil || first.Outcome != Admitted {
+			t.Fatal(first, err)
+		}
+		if _, err := e.q.Heartbeat(ctx, "u1", queue.Trusted); err != nil {
+			t.Fatal(err)
+		}
+		// A transient failure: the user keeps its slot and state.
+		c, ok, err := e.q.Reattach(ctx, "u1", client("203.0.113.10", "cs-new"), queue.Trusted)
+		if err != nil || !ok || !c.Reattach || c.Client != client("203.0.113.10", "cs-new") {
+			t.Fatalf("reattach: %+v %v %v", c, ok, err)
+		}
+		e.emu.Script(car.ActionCreateSession, "InternalError")
+		if res, err := e.s.Admit(ctx, c); err != nil || res.Outcome != Requeued || car.KindOf(res.Cause) != car.KindTransient {
+			t.Fatalf("reattach admission with CAR failing: %+v %v", res, err)
+		}
+		if st := e.state(t, "u1"); st.State != queue.StateActive {
+			t.Fatalf("u1 after a failed reattach: %+v, want Active", st)
+		}
+		// Then it works: a new ServerSession on the same slot (capacity 1, no NoIdle).
+		c, ok, err = e.q.Reattach(ctx, "u1", client("203.0.113.10", "cs-newer"), queue.Trusted)
+		if err != nil || !ok {
+			t.Fatalf("reattach: %v %v", ok, err)
+		}
+		res, err := e.s.Admit(ctx, c)
+		if err != nil || res.Outcome != Admitted || res.ServerSession == "" || res.ServerSession == first.ServerSession {
+			t.Fatalf("reattach admission: %+v (first %q) %v", res, first.ServerSession, err)
+		}
+		if st := e.state(t, "u1"); st.State != queue.StateReady || st.ServerSession != res.ServerSession {
+			t.Fatalf("u1 after reattach: %+v", st)
+		}
+		if st := e.emu.State(); !slices.Equal(st.Sessions, []string{"u1"}) || st.Idle != 0 {
+			t.Fatalf("emulator %+v", st)
+		}
+		if cr := e.rec.last(t, "u1", car.ActionCreateSession); cr.ClientSession != "cs-newer" || cr.UserIP != "203.0.113.10" {
+			t.Fatalf("the re-attach's CreateSession carried %+v", cr)
+		}
+	})
 }

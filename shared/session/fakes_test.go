@@ -10,6 +10,7 @@ import (
 
 	"github.com/carqueue/carqueue/shared/car"
 	"github.com/carqueue/carqueue/shared/queue"
+	"github.com/carqueue/carqueue/shared/redistest"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -227,4 +228,11 @@ func (f *fakeCAR) DestroySession(ctx context.Context, userID string) error {
 
 func carErr(k car.Kind, code string) error {
 	return &car.Error{Action: "X", Code: code, Message: "test", Kind: k}
+}
+
+// eachBackend runs f against miniredis and, with REDIS_ADDR, the real redis-server.
+func eachBackend(t *testing.T, f func(t *testing.T, b redistest.Backend)) {
+	for _, b := range redistest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) { f(t, b) })
+	}
 }

@@ -67,8 +67,10 @@ func (s *Service) Start(ctx context.Context, userID string, c queue.Client, p qu
 		return View{}, err
 	}
 	if st.JoinID == "" {
+		// The status and place only: nothing that would let the caller act for the user.
 		v := s.view(ctx, st)
-		v.ServerSession, v.Note = "", "unproven caller of a known user: nothing changed"
+		v.ServerSession, v.NextHeartbeat, v.ReconnectWindow = "", 0, 0
+		v.Note = "unproven caller of a known user: nothing changed"
 		return v, nil
 	}
 	v, err := s.start(ctx, userID, c, st)
