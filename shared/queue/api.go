@@ -51,8 +51,14 @@ var (
 // shared/config, the one place an operator reads them, so a queue built elsewhere (a test, the
 // benchmark) says what it runs with instead of silently inheriting a second set of defaults.
 type Options struct {
-	QueueID          string           // becomes the Redis hash tag
-	Capacity         int              // slots this queue may hold; > 0
+	QueueID string // becomes the Redis hash tag
+	// Capacity is the slots this queue may hold; 0 means CAR's own Total for the project, as
+	// last stored with SetCARTotal (nobody is admitted before the first one is).
+	Capacity int
+	// LockSpace names the queues that share one CAR account (one deployment): the per-user
+	// CAR lock is then one key per UserId across all of them, so CAR never gets two calls
+	// for one UserId at once whichever queue makes them. Empty: the lock is the queue's own.
+	LockSpace string
 	QueueIdleTimeout time.Duration    // queued user not polling is dropped
 	HeartbeatTimeout time.Duration    // admitted user not heartbeating is reaped
 	ReadyTimeout     time.Duration    // ready user never heartbeating is reaped
@@ -105,7 +111,11 @@ type Stats struct {
 	// ReleasesRetrying counts the Releasing users whose DestroySession failed and who wait
 	// for their next attempt (RetryRelease).
 	ReleasesRetrying int64
-	Capacity         int64
+	// Capacity is the configured capacity, or for a Capacity-0 queue CAR's Total as last
+	// stored (0 before the first).
+	Capacity int64
+	// CARTotalAt is when CAR's Total was stored, for a Capacity-0 queue (zero otherwise).
+	CARTotalAt int64
 	AdmittedTotal    int64
 	ReapedTotal      int64
 	ReapedByReason   map[Reason]int64

@@ -6,10 +6,11 @@ import (
 )
 
 // claimScript takes users from the head of the line while held slots < capacity.
-// ARGV: now, capacity, leaseMs, only ("" = anyone; else claim only this user, if at the head),
+// ARGV: now, capacity (0: CAR's Total as stored in cfg), leaseMs, only ("" = anyone; else claim only this user, if at the head),
 // token1..tokenN (N = most users to take). Reply: {user, client, token}...
 var claimScript = newScript("claim", `
 local now, cap, lease, only = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+if cap == 0 then cap = tonumber(redis.call('HGET', K_CFG, 'cartotal') or '0') end
 local n = math.min(#ARGV - 4, cap - held())
 if n <= 0 then return {} end
 local head = redis.call('ZRANGE', K_LINE, 0, n - 1, 'WITHSCORES')

@@ -23,9 +23,17 @@ package queue
 //	tkg    hash   user -> join id re-issued by a grant (sparse: most users have none, and their
 //	              join id is their join sequence, the score in line or hold's q:<user>)
 //	reaper string the reaper's lease, "<expiry ms>:<token>" with a PX TTL (lease.go)
+//	cfg    hash   the queue's live settings: cartotal and cartotal_at (CAR's own Total for a
+//	              Capacity-0 queue, and when it was read), cartotal_claim (who refreshes next)
 //	lock:<user>
 //	       string the per-user CAR lock, a random token with a PX TTL (lock.go); one key per
-//	              user, so it is the one key not in the fixed list the scripts are given
+//	              user, so it is the one key not in the fixed list the scripts are given. With
+//	              Options.LockSpace set it is "cq:lock:<space>:{<user>}" instead: one key per
+//	              user across every queue of the space, in the user's own hash slot
+//
+// Outside every queue, per user of a LockSpace (deployment.go):
+//
+//	cq:home:<space>:{<user>}  string the queue the user is in, a hint with a TTL (Homes)
 type keyID int
 
 const (
@@ -44,11 +52,12 @@ const (
 	kRate
 	kReaper
 	kTkg
+	kCfg
 	numKeys
 )
 
 // keyNames are the queue-wide keys' names; a script names key "x" as K_X (see assemble).
-var keyNames = [numKeys]string{"line", "seen", "cs", "seq", "hold", "lease", "rdy", "act", "rel", "gone", "gr", "cnt", "rate", "reaper", "tkg"}
+var keyNames = [numKeys]string{"line", "seen", "cs", "seq", "hold", "lease", "rdy", "act", "rel", "gone", "gr", "cnt", "rate", "reaper", "tkg", "cfg"}
 
 func keyPrefix(queueID string) string { return "cq:{" + queueID + "}:" }
 
@@ -60,6 +69,16 @@ func queueKeys(queueID string) []string {
 	return out
 }
 
-// lockKey is the per-user CAR lock. It shares the hash tag though no script touches it with
-// other keys, so a queue's keys stay together and a prefix scan finds them all.
-func lockKey(queueID, userID string) string { return keyPrefix(queueID) + "lock:" + userID }
+// lockKey is the per-user CAR lock. Without a lock space it shares the queue's hash tag though
+// no script touches it with other keys, so a queue's keys stay together and a prefix scan
+// finds them all; with one, it is the same key for the user in every queue of the space (the
+// queues of one deployment share one CAR account, where a UserId has one session).
+func lockKey(space, queueID, userID string) string {
+	if space == "" {
+		return keyPrefix(queueID) + "lock:" + userID
+	}
+	return "cq:lock:" + space + ":{" + userID + "}"
+}
+
+// homeKey is the per-user hint of which queue of the space the user is in (Homes).
+func homeKey(space, userID string) string { return "cq:home:" + space + ":{" + userID + "}" }

@@ -193,8 +193,11 @@ func TestKeysShareTheQueueHashTag(t *testing.T) {
 	if keys[kReaper] != "cq:{q1}:reaper" {
 		t.Fatalf("lease key = %q", keys[kReaper])
 	}
-	if got := lockKey("q1", "u1"); got != "cq:{q1}:lock:u1" {
+	if got := lockKey("", "q1", "u1"); got != "cq:{q1}:lock:u1" {
 		t.Fatalf("lock key = %q", got)
+	}
+	if got := lockKey("d", "q1", "u1"); got != "cq:lock:d:{u1}" {
+		t.Fatalf("lock key of a lock space = %q", got)
 	}
 	for _, k := range keys {
 		if k[:len("cq:{q1}:")] != "cq:{q1}:" {

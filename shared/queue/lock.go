@@ -40,7 +40,7 @@ func (q *Queue) LockUser(ctx context.Context, userID string, ttl time.Duration) 
 	if err != nil {
 		return fail(err)
 	}
-	keys := []string{lockKey(q.opts.QueueID, userID)}
+	keys := []string{lockKey(q.opts.LockSpace, q.opts.QueueID, userID)}
 	v, err := q.runKeys(ctx, lockScript, keys, tok, ms(ttl))
 	if err != nil {
 		return fail(err)

@@ -51,8 +51,11 @@ func New(rdb Scripter, opts Options) (*Queue, error) {
 	if !queueIDPattern.MatchString(opts.QueueID) {
 		return nil, fmt.Errorf("new queue: QueueID %q must be 1-64 chars of [A-Za-z0-9_.:-]: %w", opts.QueueID, ErrInvalid)
 	}
-	if opts.Capacity <= 0 {
-		return nil, fmt.Errorf("new queue: Capacity must be > 0, got %d: %w", opts.Capacity, ErrInvalid)
+	if opts.Capacity < 0 {
+		return nil, fmt.Errorf("new queue: Capacity must be >= 0 (0: CAR's Total), got %d: %w", opts.Capacity, ErrInvalid)
+	}
+	if opts.LockSpace != "" && !queueIDPattern.MatchString(opts.LockSpace) {
+		return nil, fmt.Errorf("new queue: LockSpace %q must be 1-64 chars of [A-Za-z0-9_.:-]: %w", opts.LockSpace, ErrInvalid)
 	}
 	for _, d := range []struct {
 		name string

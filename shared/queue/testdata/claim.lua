@@ -6,12 +6,14 @@ local K_LEASE = KEYS[5]
 local K_RDY = KEYS[6]
 local K_ACT = KEYS[7]
 local K_REL = KEYS[8]
+local K_CFG = KEYS[9]
 
 local function held()
   return redis.call('ZCARD', K_LEASE) + redis.call('ZCARD', K_RDY) + redis.call('ZCARD', K_ACT) + redis.call('ZCARD', K_REL)
 end
 
 local now, cap, lease, only = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+if cap == 0 then cap = tonumber(redis.call('HGET', K_CFG, 'cartotal') or '0') end
 local n = math.min(#ARGV - 4, cap - held())
 if n <= 0 then return {} end
 local head = redis.call('ZRANGE', K_LINE, 0, n - 1, 'WITHSCORES')
