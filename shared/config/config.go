@@ -44,7 +44,13 @@ type Config struct {
 	// while a call is in flight and a sixth of it is left to record the result.
 	CARBudget time.Duration
 
-	Capacity          int
+	// Queues are the deployment's queues, at least one: from QUEUES, else the single-queue
+	// variables. The fields below that a queue may set (QueueID, the CAR ids, Capacity,
+	// CARRunMode, the timeouts and intervals) are the first queue's, the default one.
+	Queues []Queue
+
+	Capacity          int           // 0: CAR's own Total (see Queue.Capacity)
+	CARTotalRefresh   time.Duration // how often CAR's Total of a Capacity-0 queue is re-read
 	QueueIdleTimeout  time.Duration
 	HeartbeatTimeout  time.Duration
 	ReadyTimeout      time.Duration
@@ -65,6 +71,7 @@ type Config struct {
 	ReaperPause                      time.Duration
 	ReaperMaxAdmit                   int
 	ReaperParallel                   int
+	ReaperQueues                     int // queues one reaper invocation works at once
 
 	TicketSecret         string
 	TicketSecretPrevious string
@@ -88,13 +95,36 @@ type Config struct {
 // other variable of a broken relation, and the expected form.
 func FromEnv(getenv func(string) string, local bool) (Config, error) {
 	r := &reader{getenv: getenv, local: local}
+	text, source := r.queuesSource()
+	if text != "" {
+		// The items name their projects and capacities; the variables are then not needed.
+		r.optional = map[string]bool{"CAR_PROJECT_ID": true, "CAPACITY": true}
+	}
 	c := Config{Local: local}
+	r.read(&c)
+	r.derive(&c)
+	r.apply(facts{c: &c, set: r.isSet}, false)
+	if len(r.errs) == 0 {
+		r.queues(&c, text, source)
+	}
+	if len(r.errs) > 0 {
+		return Config{}, fmt.Errorf("configuration: %w", errors.Join(r.errs...))
+	}
+	// The first queue is the default one: requests that name none, and /stats without QueueId.
+	q := c.Queues[0]
+	c.QueueID, c.CARProjectID, c.CARApplicationID, c.CARApplicationVersionID = q.ID, q.ProjectID, q.ApplicationID, q.ApplicationVersionID
+	c.Capacity, c.CARRunMode = q.Capacity, q.RunMode
+	c.QueueIdleTimeout, c.HeartbeatTimeout, c.ReadyTimeout = q.QueueIdleTimeout, q.HeartbeatTimeout, q.ReadyTimeout
+	c.HeartbeatInterval, c.PollMinInterval, c.PollMaxInterval = q.HeartbeatInterval, q.PollMinInterval, q.PollMaxInterval
+	return c, nil
+}
 
+// read parses every variable into c, recording one error per bad one.
+func (r *reader) read(c *Config) {
 	c.RedisAddr = r.hostPort("REDIS_ADDR")
 	c.RedisPassword = r.str("REDIS_PASSWORD")
 	c.RedisDB = r.intRange("REDIS_DB", 0, 1<<20)
 	c.QueueID = r.id("QUEUE_ID", 64, "1–64 of [A-Za-z0-9_.:-]")
-
 	c.CARProjectID = r.id("CAR_PROJECT_ID", 128, "1–128 of [A-Za-z0-9_.:-]")
 	c.CARApplicationID = r.id("CAR_APPLICATION_ID", 128, "1–128 of [A-Za-z0-9_.:-]")
 	c.CARApplicationVersionID = r.id("CAR_APPLICATION_VERSION_ID", 128, "1–128 of [A-Za-z0-9_.:-]")
@@ -106,8 +136,8 @@ func FromEnv(getenv func(string) string, local bool) (Config, error) {
 	c.CARMaxRetries = r.intRange("CAR_MAX_RETRIES", 0, 10)
 	c.CARRates = r.rates("CAR_RATE_LIMIT")
 	c.CARLockTTL = r.duration("CAR_LOCK_TTL", time.Second)
-
-	c.Capacity = r.intRange("CAPACITY", 1, 1_000_000)
+	c.Capacity = r.intRange("CAPACITY", 0, 1_000_000)
+	c.CARTotalRefresh = r.duration("CAR_TOTAL_REFRESH", time.Second)
 	c.QueueIdleTimeout = r.duration("QUEUE_IDLE_TIMEOUT", time.Second)
 	c.HeartbeatTimeout = r.duration("HEARTBEAT_TIMEOUT", time.Second)
 	c.ReadyTimeout = r.duration("READY_TIMEOUT", time.Second)
@@ -117,11 +147,9 @@ func FromEnv(getenv func(string) string, local bool) (Config, error) {
 	c.ClaimLease = r.duration("CLAIM_LEASE", time.Second)
 	c.GoneRetention = r.duration("GONE_RETENTION", time.Second)
 	c.RateWindow = r.duration("RATE_WINDOW", time.Second)
-
 	c.StopReleaseWait = r.duration("STOP_RELEASE_WAIT", 100*time.Millisecond)
 	c.ReleaseRetryMin = r.duration("RELEASE_RETRY_MIN", 100*time.Millisecond)
 	c.ReleaseRetryMax = r.duration("RELEASE_RETRY_MAX", time.Second)
-
 	c.ReaperBatch = r.intRange("REAPER_BATCH", 1, MaxBatch)
 	c.ReaperMaxBatches = r.intRange("REAPER_MAX_BATCHES", 1, MaxBatch)
 	c.ReaperLease = r.duration("REAPER_LEASE", 3*time.Second)
@@ -129,7 +157,7 @@ func FromEnv(getenv func(string) string, local bool) (Config, error) {
 	c.ReaperPause = r.duration("REAPER_PAUSE", 10*time.Millisecond)
 	c.ReaperMaxAdmit = r.intRange("REAPER_MAX_ADMIT", 0, 1_000_000)
 	c.ReaperParallel = r.intRange("REAPER_PARALLEL", 1, 256)
-
+	c.ReaperQueues = r.intRange("REAPER_QUEUES", 1, 1024)
 	c.TicketSecret = r.secret("TICKET_SECRET")
 	c.TicketSecretPrevious = r.secret("TICKET_SECRET_PREVIOUS")
 	c.GrantSecret = r.secret("GRANT_SECRET")
@@ -137,13 +165,6 @@ func FromEnv(getenv func(string) string, local bool) (Config, error) {
 	c.AdminToken = r.str("ADMIN_TOKEN")
 	c.CORSOrigin = r.str("CORS_ORIGIN")
 	c.LogLevel = r.logLevel("LOG_LEVEL")
-
-	r.derive(&c)
-	r.apply(facts{c: &c, set: r.isSet}, false)
-	if len(r.errs) > 0 {
-		return Config{}, fmt.Errorf("configuration: %w", errors.Join(r.errs...))
-	}
-	return c, nil
 }
 
 // derive fills in what was left unset so that it fits the values it depends on, and the CAR

@@ -14,6 +14,9 @@ type reader struct {
 	getenv func(string) string
 	local  bool
 	errs   []error
+	// optional are required variables that are not required here (QUEUES names the
+	// projects and capacities).
+	optional map[string]bool
 }
 
 // VarError is one bad variable, or one broken relation between two. FromEnv joins them
@@ -98,7 +101,7 @@ func (r *reader) raw(name string) (string, bool) {
 	if s == "" {
 		s = v.Default
 	}
-	if s == "" && v.Required && !r.local {
+	if s == "" && v.Required && !r.local && !r.optional[name] {
 		r.add(name, "required but not set ("+v.Meaning+")")
 		return "", false
 	}
