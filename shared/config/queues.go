@@ -104,7 +104,7 @@ func (r *reader) queues(c *Config, text, source string) {
 	for _, v := range singleQueueVars {
 		if r.isSet(v) {
 			r.errs = append(r.errs, &VarError{Name: source, Other: v,
-				Problem: fmt.Sprintf("%s is set too: with %s every queue names its own %s in its item (%s)", v, source, fieldOf(v), "unset " + v)})
+				Problem: fmt.Sprintf("%s is set too: with %s every queue names its own %s in its item (%s)", v, source, fieldOf(v), "unset "+v)})
 		}
 	}
 	items, err := decodeQueues(text)

@@ -58,7 +58,7 @@ type Options struct {
 	// LockSpace names the queues that share one CAR account (one deployment): the per-user
 	// CAR lock is then one key per UserId across all of them, so CAR never gets two calls
 	// for one UserId at once whichever queue makes them. Empty: the lock is the queue's own.
-	LockSpace string
+	LockSpace        string
 	QueueIdleTimeout time.Duration    // queued user not polling is dropped
 	HeartbeatTimeout time.Duration    // admitted user not heartbeating is reaped
 	ReadyTimeout     time.Duration    // ready user never heartbeating is reaped
@@ -115,10 +115,10 @@ type Stats struct {
 	// stored (0 before the first).
 	Capacity int64
 	// CARTotalAt is when CAR's Total was stored, for a Capacity-0 queue (zero otherwise).
-	CARTotalAt int64
-	AdmittedTotal    int64
-	ReapedTotal      int64
-	ReapedByReason   map[Reason]int64
+	CARTotalAt     int64
+	AdmittedTotal  int64
+	ReapedTotal    int64
+	ReapedByReason map[Reason]int64
 	// AdmissionsPerMinute counts the admissions of the last RateWindow over the span actually
 	// observed (from the oldest of them to now, at least RateWindow/30), so a fresh system
 	// whose slots turn over in seconds does not report a rate diluted by minutes it never saw;

@@ -14,7 +14,7 @@ import (
 // read-only look at a user's state (StateOf), CAR's Total for Capacity-0 queues, and one
 // pipelined probe that tells the reaper which queues have anything to do (Due).
 
-// stateScript reads a user's state without touching it. ARGV: user. Reply: state ('' unknown).
+// stateScript reads a user's state without touching it. ARGV: user. Reply: state (” unknown).
 var stateScript = newScript("state", `
 local st = redis.call('HGET', K_HOLD, 's:' .. ARGV[1])
 if st then return st end
@@ -180,7 +180,7 @@ func NewHomes(rdb Scripter, space string, ttl time.Duration) (*Homes, error) {
 
 // enterScript records queue ARGV[1] as the user's home unless another is recorded, or moves
 // it from ARGV[3] (when given) to ARGV[1]. KEYS: home key. ARGV: queue, ttlMs, from.
-// Reply: '' when recorded, else the queue recorded.
+// Reply: ” when recorded, else the queue recorded.
 var enterScript = newKeyedScript("home_enter", `local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] and cur ~= ARGV[3] then return cur end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
