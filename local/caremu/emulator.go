@@ -65,7 +65,8 @@ const (
 
 // Options configures an Emulator. Zero fields take the defaults in brackets.
 type Options struct {
-	Slots               int                // concurrency slots [10]
+	Slots               int                // concurrency slots [10], of every ProjectId when Projects is empty
+	Projects            map[string]int     // the projects hosted, each with its own slots; other ProjectIds are refused
 	SecretID, SecretKey string             // accepted credentials [LocalSecretID, LocalSecretKey]
 	LockTTL             time.Duration      // ApplyConcurrent lock lifetime without CreateSession [30s]
 	CleanupDelay        time.Duration      // after DestroySession the slot is busy this long [2s]
@@ -123,6 +124,16 @@ func New(opts Options) (*Emulator, error) {
 	if opts.Slots < 0 {
 		return nil, fmt.Errorf("new car emulator: %d slots: want > 0", opts.Slots)
 	}
+	totals := map[string]int{"": opts.Slots}
+	if len(opts.Projects) > 0 {
+		totals = map[string]int{}
+		for p, n := range opts.Projects {
+			if p == "" || n < 0 {
+				return nil, fmt.Errorf("new car emulator: project %q with %d slots: want a ProjectId and slots >= 0", p, n)
+			}
+			totals[p] = n
+		}
+	}
 	if opts.SecretID == "" && opts.SecretKey == "" {
 		opts.SecretID, opts.SecretKey = LocalSecretID, LocalSecretKey
 	}
@@ -150,7 +161,7 @@ func New(opts Options) (*Emulator, error) {
 		now:      opts.Now,
 		signNow:  time.Now,
 		log:      opts.Logger,
-		slots:    newSlots(opts.Slots, opts.LockTTL, opts.CleanupDelay, opts.ReconnectWindow),
+		slots:    newSlots(totals, opts.LockTTL, opts.CleanupDelay, opts.ReconnectWindow),
 		faults:   newFaultState(faults),
 		inflight: map[string]bool{},
 		limiters: map[string]*rate.Limiter{},
@@ -173,21 +184,35 @@ func orDuration(d, def time.Duration) time.Duration {
 	return d
 }
 
-// State returns a snapshot with every expiry applied as of now.
+// State returns a snapshot with every expiry applied as of now: of every project together.
 func (e *Emulator) State() State {
+	st, _ := e.ProjectState("")
+	return st
+}
+
+// ProjectState is State for one project ("": all of them); ok is false for a project the
+// emulator does not host.
+func (e *Emulator) ProjectState(projectID string) (_ State, ok bool) {
 	defer e.deliver() // a sweep may have reclaimed sessions
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := e.slots.state(e.now())
+	project, all := "", projectID == ""
+	if !all {
+		if project, ok = e.slots.pool(projectID); !ok {
+			return State{}, false
+		}
+	}
+	st := e.slots.state(e.now(), project, all)
 	st.InFlight = make([]string, 0, len(e.inflight))
 	for u := range e.inflight {
 		st.InFlight = append(st.InFlight, u)
 	}
 	sort.Strings(st.InFlight)
-	return st
+	return st, true
 }
 
-// StateHandler serves State as JSON (the harness mounts it at GET /emulator/state).
+// StateHandler serves State as JSON (the harness mounts it at GET /emulator/state); with
+// ?ProjectId=P, that project's (404 for one it does not host).
 func (e *Emulator) StateHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -195,8 +220,13 @@ func (e *Emulator) StateHandler() http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
+		st, ok := e.ProjectState(r.URL.Query().Get("ProjectId"))
+		if !ok {
+			http.Error(w, "no such ProjectId in the emulator", http.StatusNotFound)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(e.State())
+		_ = json.NewEncoder(w).Encode(st)
 	})
 }
 

@@ -160,7 +160,7 @@ func (e *Emulator) perform(action string, p map[string]string) (map[string]any, 
 	now := e.now()
 	switch action {
 	case actionApply:
-		return nil, e.slots.apply(p["UserId"], now)
+		return nil, e.slots.apply(p["UserId"], p["ProjectId"], now)
 	case actionCreate:
 		ss := newServerSession()
 		if c := e.slots.create(p["UserId"], ss, p["ClientSession"], p["RunMode"] == "RunWithoutClient", now); c != "" {
@@ -171,7 +171,11 @@ func (e *Emulator) perform(action string, p map[string]string) (map[string]any, 
 		return nil, e.slots.destroy(p["UserId"], now)
 	case actionDescribe:
 		e.slots.sweep(now)
-		return map[string]any{"Total": e.slots.total, "Running": e.slots.running()}, ""
+		project, ok := e.slots.pool(p["ProjectId"])
+		if !ok {
+			return nil, codeInvalidProject
+		}
+		return map[string]any{"Total": e.slots.total(project, false), "Running": e.slots.running(project, false)}, ""
 	}
 	return nil, "InvalidAction"
 }

@@ -23,6 +23,12 @@ const (
 	codeLockTimeout     = "FailedOperation.LockTimeout"
 	codeSlowDown        = "FailedOperation.SlowDown"
 	codeSessionNotFound = "ResourceNotFound.SessionNotFound"
+	// A ProjectId the emulator does not host (Options.Projects).
+	codeInvalidProject = "InvalidParameterValue.ProjectId"
+	// An ApplyConcurrent for a user who holds a slot of another project: the emulator's
+	// stand-in for what a real account makes of it, loud (a parameter error) so a test sees
+	// the queues broke the one-queue-at-a-time rule.
+	codeUserElsewhere = "InvalidParameterValue.UserId"
 )
 
 // paramSpec lists an action's parameters: required ones and optional ones.

@@ -8,6 +8,7 @@ import (
 // holding is what one user holds: a lock from ApplyConcurrent, which
 // CreateSession turns into a session.
 type holding struct {
+	project          string // the pool it holds a slot of ("" with one pool)
 	session          bool
 	lockedUntil      time.Time // lock expiry while there is no session yet
 	runWithoutClient bool      // CAR never reclaims such a session by itself
@@ -26,15 +27,23 @@ func (h *holding) info(user string) SessionInfo {
 // sweep against the injected clock, so tests move time instead of sleeping.
 // Not safe for concurrent use: Emulator.mu guards it.
 type slots struct {
-	total                                  int
+	// totals are the pools' sizes by ProjectId; one pool "" serves every ProjectId when the
+	// emulator hosts no named projects.
+	totals                                 map[string]int
 	lockTTL, cleanupDelay, reconnectWindow time.Duration
 	users                                  map[string]*holding
 	byServerSession                        map[string]string // ServerSession → UserId, for sessions only
 	events                                 []SessionEvent    // changes not yet delivered (Emulator.deliver)
-	cleaning                               []time.Time       // when each cleaning slot is idle again
+	cleaning                               []cleaningSlot    // slots cleaning up, and when each is idle again
 	// nextDue is the earliest pending expiry; sweep scans nothing before it,
 	// which keeps a request O(1) with thousands of holders. Zero = unknown.
 	nextDue time.Time
+}
+
+// cleaningSlot is a slot of a project's pool that is idle again at a time.
+type cleaningSlot struct {
+	project string
+	at      time.Time
 }
 
 // farFuture stands for "no expiry pending".
@@ -47,8 +56,8 @@ func (s *slots) noteDeadline(t time.Time) {
 	}
 }
 
-func newSlots(total int, lockTTL, cleanupDelay, reconnectWindow time.Duration) *slots {
-	return &slots{total: total, lockTTL: lockTTL, cleanupDelay: cleanupDelay,
+func newSlots(totals map[string]int, lockTTL, cleanupDelay, reconnectWindow time.Duration) *slots {
+	return &slots{totals: totals, lockTTL: lockTTL, cleanupDelay: cleanupDelay,
 		reconnectWindow: reconnectWindow, users: map[string]*holding{}, byServerSession: map[string]string{}}
 }
 
@@ -97,38 +106,83 @@ func (s *slots) sweep(now time.Time) {
 			if reclaimAt := h.disconnectedAt.Add(s.reconnectWindow); due(reclaimAt) {
 				s.end(id, h, EndReclaimed)
 				delete(s.users, id)
-				s.cleaning = append(s.cleaning, reclaimAt.Add(s.cleanupDelay))
+				s.cleaning = append(s.cleaning, cleaningSlot{h.project, reclaimAt.Add(s.cleanupDelay)})
 			}
 		}
 	}
 	kept := s.cleaning[:0]
-	for _, t := range s.cleaning {
-		if !due(t) {
-			kept = append(kept, t)
+	for _, c := range s.cleaning {
+		if !due(c.at) {
+			kept = append(kept, c)
 		}
 	}
 	s.cleaning = kept
 	s.nextDue = next
 }
 
-func (s *slots) running() int { return len(s.users) + len(s.cleaning) }
+// pool names the pool of a request's ProjectId: "" with one pool; ok is false for a project
+// the emulator does not host.
+func (s *slots) pool(projectID string) (string, bool) {
+	if _, one := s.totals[""]; one {
+		return "", true
+	}
+	_, ok := s.totals[projectID]
+	return projectID, ok
+}
 
-func (s *slots) idle() int { return s.total - s.running() }
+// running counts the pool's busy slots (all pools for "all").
+func (s *slots) running(project string, all bool) int {
+	n := 0
+	for _, h := range s.users {
+		if all || h.project == project {
+			n++
+		}
+	}
+	for _, c := range s.cleaning {
+		if all || c.project == project {
+			n++
+		}
+	}
+	return n
+}
 
-// apply locks an idle slot for user, or re-attaches to what it already holds
-// (refreshing a lock that has no session yet). It returns a CAR error code.
-func (s *slots) apply(user string, now time.Time) string {
+func (s *slots) total(project string, all bool) int {
+	if !all {
+		return s.totals[project]
+	}
+	n := 0
+	for _, t := range s.totals {
+		n += t
+	}
+	return n
+}
+
+func (s *slots) idle(project string, all bool) int {
+	return s.total(project, all) - s.running(project, all)
+}
+
+// apply locks an idle slot of the project's pool for user, or re-attaches to what it already
+// holds (refreshing a lock that has no session yet). It returns a CAR error code. A user
+// holding a slot of another project is refused: in one CAR account a UserId has one session.
+func (s *slots) apply(user, projectID string, now time.Time) string {
 	s.sweep(now)
+	project, ok := s.pool(projectID)
+	if !ok {
+		return codeInvalidProject
+	}
 	if h, ok := s.users[user]; ok {
+		if h.project != project {
+			return codeUserElsewhere
+		}
 		if !h.session {
 			h.lockedUntil = now.Add(s.lockTTL) // later than before: nextDue stays a safe bound
 		}
 		return ""
 	}
-	if s.idle() <= 0 {
+	if s.idle(project, false) <= 0 {
 		return codeNoIdle
 	}
-	s.users[user] = &holding{lockedUntil: now.Add(s.lockTTL)}
+	s.users[user] = &holding{project: project, lockedUntil: now.Add(s.lockTTL)}
 	s.noteDeadline(now.Add(s.lockTTL))
 	return ""
 }
@@ -165,7 +219,7 @@ func (s *slots) destroy(user string, now time.Time) string {
 	s.end(user, h, EndDestroyed)
 	delete(s.users, user)
 	if s.cleanupDelay > 0 {
-		s.cleaning = append(s.cleaning, now.Add(s.cleanupDelay))
+		s.cleaning = append(s.cleaning, cleaningSlot{h.project, now.Add(s.cleanupDelay)})
 		s.noteDeadline(now.Add(s.cleanupDelay))
 	}
 	return ""
@@ -218,10 +272,19 @@ func (s *slots) detach(serverSession string, now time.Time) {
 	}
 }
 
-func (s *slots) state(now time.Time) State {
+// state is the view of one pool, or of all of them.
+func (s *slots) state(now time.Time, project string, all bool) State {
 	s.sweep(now)
-	st := State{Total: s.total, Locked: []string{}, Sessions: []string{}, Cleaning: len(s.cleaning)}
+	st := State{Total: s.total(project, all), Locked: []string{}, Sessions: []string{}}
+	for _, c := range s.cleaning {
+		if all || c.project == project {
+			st.Cleaning++
+		}
+	}
 	for id, h := range s.users {
+		if !all && h.project != project {
+			continue
+		}
 		if h.session {
 			st.Sessions = append(st.Sessions, id)
 		} else {
@@ -230,7 +293,7 @@ func (s *slots) state(now time.Time) State {
 	}
 	sort.Strings(st.Locked)
 	sort.Strings(st.Sessions)
-	st.Running = s.running()
-	st.Idle = s.idle()
+	st.Running = s.running(project, all)
+	st.Idle = s.idle(project, all)
 	return st
 }

@@ -16,8 +16,8 @@ import (
 func TestSweepShortcutMatchesFullScan(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 7))
-		fast := newSlots(5, 30*time.Second, 2*time.Second, 90*time.Second)
-		full := newSlots(5, 30*time.Second, 2*time.Second, 90*time.Second)
+		fast := newSlots(map[string]int{"": 5}, 30*time.Second, 2*time.Second, 90*time.Second)
+		full := newSlots(map[string]int{"": 5}, 30*time.Second, 2*time.Second, 90*time.Second)
 		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		for step := range 400 {
 			user := fmt.Sprintf("u%d", rng.IntN(8))
@@ -34,7 +34,7 @@ func TestSweepShortcutMatchesFullScan(t *testing.T) {
 				var code string
 				switch op {
 				case 0:
-					code = s.apply(user, now)
+					code = s.apply(user, "", now)
 				case 1:
 					code = s.create(user, ss, "cs-"+user, noClient, now)
 				case 2:
@@ -58,7 +58,7 @@ func TestSweepShortcutMatchesFullScan(t *testing.T) {
 				t.Fatalf("seed %d step %d op %d: codes %q vs %q", seed, step, op, a, b)
 			}
 			full.nextDue = time.Time{}
-			if sf, sl := fast.state(now), full.state(now); !reflect.DeepEqual(sf, sl) {
+			if sf, sl := fast.state(now, "", true), full.state(now, "", true); !reflect.DeepEqual(sf, sl) {
 				t.Fatalf("seed %d step %d: state %+v vs %+v", seed, step, sf, sl)
 			}
 			// One sweep may end several sessions, in map order: compare as sets.

@@ -218,6 +218,11 @@ func (c *countingCAR) DestroySession(ctx context.Context, u string) error {
 	return c.next.DestroySession(ctx, u)
 }
 
+func (c *countingCAR) DescribeConcurrentCount(ctx context.Context, p string) (car.ConcurrentCount, error) {
+	c.add("DescribeConcurrentCount", p)
+	return c.next.DescribeConcurrentCount(ctx, p)
+}
+
 // leaseKey is the reaper lease's Redis key.
 func (e *env) leaseKey() string { return e.q.KeyPrefix() + "reaper" }
 

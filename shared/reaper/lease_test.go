@@ -58,6 +58,10 @@ func (c *stuckCAR) DestroySession(ctx context.Context, u string) error {
 	return c.next.DestroySession(ctx, u)
 }
 
+func (c *stuckCAR) DescribeConcurrentCount(ctx context.Context, p string) (car.ConcurrentCount, error) {
+	return c.next.DescribeConcurrentCount(ctx, p)
+}
+
 func (c *stuckCAR) applied() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

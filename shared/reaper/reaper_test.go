@@ -925,3 +925,15 @@ func TestRunLogsOneLine(t *testing.T) {
 		}
 	}
 }
+
+func (c *blockingCAR) DescribeConcurrentCount(ctx context.Context, p string) (car.ConcurrentCount, error) {
+	return c.next.DescribeConcurrentCount(ctx, p)
+}
+
+func (c *dyingCAR) DescribeConcurrentCount(ctx context.Context, p string) (car.ConcurrentCount, error) {
+	return c.next.DescribeConcurrentCount(ctx, p)
+}
+
+func (c *cancellingCAR) DescribeConcurrentCount(ctx context.Context, p string) (car.ConcurrentCount, error) {
+	return c.next.DescribeConcurrentCount(ctx, p)
+}

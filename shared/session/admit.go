@@ -117,7 +117,8 @@ func (s *Service) callCAR(ctx context.Context, log *slog.Logger, c queue.Claim) 
 	if ip == "" {
 		ip = DefaultUserIP
 	}
-	apply := car.ApplyConcurrentInput{UserID: c.UserID, UserIP: ip}
+	apply := car.ApplyConcurrentInput{UserID: c.UserID, UserIP: ip, ProjectID: s.opts.ProjectID,
+		ApplicationID: s.opts.ApplicationID, ApplicationVersionID: s.opts.ApplicationVersionID}
 	if err := s.car.ApplyConcurrent(ctx, apply); err != nil {
 		return "", false, err
 	}

@@ -168,6 +168,18 @@ func (q *fakeQueue) Stop(ctx context.Context, userID string, _ queue.Proof) (que
 	return queue.StateNone, errNotUsed("Stop")
 }
 
+func (q *fakeQueue) StateOf(ctx context.Context, userID string) (queue.State, error) {
+	return queue.StateNone, errNotUsed("StateOf")
+}
+
+func (q *fakeQueue) CARTotalDue(ctx context.Context, every time.Duration) (bool, error) {
+	return false, errNotUsed("CARTotalDue")
+}
+
+func (q *fakeQueue) SetCARTotal(ctx context.Context, total int) error {
+	return errNotUsed("SetCARTotal")
+}
+
 // fakeCAR answers each action from a script of errors (nil = success), then succeeds. It
 // records the calls, their inputs and the deadlines they were given.
 type fakeCAR struct {
@@ -224,6 +236,13 @@ func (f *fakeCAR) DestroySession(ctx context.Context, userID string) error {
 	defer f.mu.Unlock()
 	f.note(ctx, "Destroy", userID)
 	return pop(&f.destroy)
+}
+
+func (f *fakeCAR) DescribeConcurrentCount(ctx context.Context, projectID string) (car.ConcurrentCount, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.note(ctx, "DescribeConcurrentCount", projectID)
+	return car.ConcurrentCount{}, fmt.Errorf("fakeCAR.DescribeConcurrentCount: not used by this test")
 }
 
 func carErr(k car.Kind, code string) error {

@@ -30,6 +30,7 @@ type Line interface {
 	Expire(ctx context.Context, userID string) (bool, error)
 	Stop(ctx context.Context, userID string, p queue.Proof) (queue.State, error)
 	Stats(ctx context.Context) (queue.Stats, error)
+	StateOf(ctx context.Context, userID string) (queue.State, error)
 }
 
 // Slots is what admission and release need of the queue: the per-user lock and the
@@ -41,6 +42,8 @@ type Slots interface {
 	Refuse(ctx context.Context, c queue.Claim, locked bool) error
 	Released(ctx context.Context, userID string) error
 	RetryRelease(ctx context.Context, userID string, base, max time.Duration) (failures int, ok bool, err error)
+	CARTotalDue(ctx context.Context, every time.Duration) (bool, error)
+	SetCARTotal(ctx context.Context, total int) error
 }
 
 // Queue is the whole queue a Service works on.
@@ -54,11 +57,24 @@ type CAR interface {
 	ApplyConcurrent(ctx context.Context, in car.ApplyConcurrentInput) error
 	CreateSession(ctx context.Context, in car.CreateSessionInput) (string, error)
 	DestroySession(ctx context.Context, userID string) error
+	DescribeConcurrentCount(ctx context.Context, projectID string) (car.ConcurrentCount, error)
 }
 
 // Options are the settings a Service runs with. Every duration is required: the defaults
 // live in shared/config, which also checks the relations between them.
 type Options struct {
+	// QueueID names the queue in its deployment (Deployment) and in logs.
+	QueueID string
+	// ProjectID, ApplicationID and ApplicationVersionID are the CAR ids this queue's
+	// admissions send (empty: the CAR client's defaults).
+	ProjectID, ApplicationID, ApplicationVersionID string
+	// CARTotalRefresh is how old CAR's Total of a Capacity-0 queue may get (SyncCARTotal;
+	// CAR_TOTAL_REFRESH). Required only for such a queue.
+	CARTotalRefresh time.Duration
+	// Deployment, when set, is the set of queues this one belongs to: a user is let into one
+	// of them at a time (Start answers ErrElsewhere otherwise).
+	Deployment *Deployment
+
 	// LockTTL is the lifetime of the per-user lock that keeps CAR calls for one UserId single
 	// file (CAR_LOCK_TTL).
 	LockTTL time.Duration
@@ -142,7 +158,13 @@ func New(q Queue, c CAR, o Options) (*Service, error) {
 	if o.Jitter == nil {
 		o.Jitter = rand.Float64
 	}
+	if o.Deployment != nil && o.QueueID == "" {
+		return nil, fmt.Errorf("new session service: Options.QueueID is required with a Deployment")
+	}
 	s := &Service{line: q, slots: q, car: c, opts: o, log: o.Logger}
+	if o.Deployment != nil {
+		o.Deployment.add(o.QueueID, s)
+	}
 	s.rate.stats = q
 	s.rate.now = o.Now
 	return s, nil

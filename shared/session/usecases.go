@@ -62,6 +62,9 @@ var (
 // For a user the queue already knows, only a ticket of its current join or a grant lets Start
 // change anything; otherwise the answer is the user's state and place without JoinID.
 func (s *Service) Start(ctx context.Context, userID string, c queue.Client, p queue.Proof) (View, error) {
+	if err := s.enter(ctx, userID); err != nil {
+		return View{}, err
+	}
 	st, err := s.joinReleased(ctx, userID, c, p)
 	if err != nil {
 		return View{}, err
