@@ -10,6 +10,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -32,11 +33,25 @@ type Sessions interface {
 	Stats(ctx context.Context) (queue.Stats, error)
 }
 
+// Queue is one queue the routes serve: its id (tickets are bound to it), the CAR ids that
+// select it, and its use cases.
+type Queue struct {
+	ID                                             string
+	ProjectID, ApplicationID, ApplicationVersionID string
+	Sessions                                       Sessions
+	// Extra adds fields to this queue's /stats (CAR's own counts); optional.
+	Extra func(ctx context.Context) map[string]any
+}
+
 // Deps are what the handlers are built on. Zero optional fields take the defaults in brackets.
 type Deps struct {
-	Sessions Sessions       // required
+	// Queues are the queues served, the first the default (QUEUES). Without them, Sessions,
+	// QueueID, the CAR ids and Extra describe the one queue.
+	Queues []Queue
+
+	Sessions Sessions       // the one queue's, without Queues
 	Tickets  *ticket.Signer // required
-	QueueID  string         // required; tickets are bound to it
+	QueueID  string         // the one queue's, without Queues
 	// Grants verifies the Grant a business backend signs (GRANT_SECRET); nil accepts none.
 	Grants *ticket.Grants
 	// RequireGrant makes every /start need a valid Grant for its UserId (REQUIRE_GRANT).
@@ -56,6 +71,8 @@ type Deps struct {
 // API holds the dependencies and the route table.
 type API struct {
 	d          Deps
+	queues     []Queue
+	byID       map[string]*Queue
 	corsOrigin string
 	log        *slog.Logger
 	routes     map[string]routeSpec
@@ -63,13 +80,25 @@ type API struct {
 
 // New checks the dependencies and fills the defaults.
 func New(d Deps) (*API, error) {
-	switch {
-	case d.Sessions == nil:
-		return nil, errors.New("httpapi: Deps.Sessions is required")
-	case d.Tickets == nil:
+	if len(d.Queues) == 0 {
+		d.Queues = []Queue{{ID: d.QueueID, ProjectID: d.ProjectID, ApplicationID: d.ApplicationID,
+			ApplicationVersionID: d.ApplicationVersionID, Sessions: d.Sessions, Extra: d.Extra}}
+	}
+	if d.Tickets == nil {
 		return nil, errors.New("httpapi: Deps.Tickets is required")
-	case d.QueueID == "":
-		return nil, errors.New("httpapi: Deps.QueueID is required")
+	}
+	byID := map[string]*Queue{}
+	for i := range d.Queues {
+		q := &d.Queues[i]
+		switch {
+		case q.Sessions == nil:
+			return nil, fmt.Errorf("httpapi: queue %d: Sessions is required", i+1)
+		case q.ID == "":
+			return nil, fmt.Errorf("httpapi: queue %d: ID is required", i+1)
+		case byID[q.ID] != nil:
+			return nil, fmt.Errorf("httpapi: queue %d: ID %q repeats", i+1, q.ID)
+		}
+		byID[q.ID] = q
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -77,7 +106,7 @@ func New(d Deps) (*API, error) {
 	if d.Grants == nil {
 		d.Grants = ticket.NewGrants("")
 	}
-	a := &API{d: d, corsOrigin: d.CORSOrigin, log: d.Logger}
+	a := &API{d: d, queues: d.Queues, byID: byID, corsOrigin: d.CORSOrigin, log: d.Logger}
 	if a.corsOrigin == "" {
 		a.corsOrigin = "*"
 	}

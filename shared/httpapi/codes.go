@@ -17,6 +17,7 @@ const (
 	CodeBadTicket     Code = 4010 // Ticket missing, malformed, forged, or another user's
 	CodeBadAdminToken Code = 4011 // /stats without the right Authorization: Bearer token
 	CodeUnknownPath   Code = 4040 // no such route
+	CodeElsewhere     Code = 4090 // the UserId waits in or holds another queue of this deployment
 	CodeMethod        Code = 4050 // method not allowed on this route
 	CodeTooLarge      Code = 4130 // body larger than 16 KiB
 	CodeRateLimited   Code = 4290 // too many requests; see Retry-After
@@ -67,5 +68,5 @@ func Unavailable(code Code, msg string) *apiError {
 }
 
 // Codes lists every Code; a test checks CODES.md documents exactly these.
-var Codes = []Code{CodeOK, CodeInvalidField, CodeInvalidBody, CodeBadTicket, CodeBadAdminToken, CodeUnknownPath,
+var Codes = []Code{CodeOK, CodeInvalidField, CodeInvalidBody, CodeBadTicket, CodeBadAdminToken, CodeUnknownPath, CodeElsewhere,
 	CodeMethod, CodeTooLarge, CodeRateLimited, CodeInternal, CodeUnavailable, CodeCARRefused, CodeNotConfigured}

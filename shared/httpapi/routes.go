@@ -18,7 +18,7 @@ import (
 // userFields validates what every user route carries: UserId, and the Ticket when needed,
 // whose join id becomes the proof the queue checks. Nothing has touched the queue yet, so a
 // bad request changes nothing.
-func (a *API) userFields(rq *request, needTicket bool) (string, queue.Proof, error) {
+func (a *API) userFields(rq *request, q *Queue, needTicket bool) (string, queue.Proof, error) {
 	user, err := rq.f.userID()
 	if err != nil {
 		return "", queue.Unproven, err
@@ -31,8 +31,11 @@ func (a *API) userFields(rq *request, needTicket bool) (string, queue.Proof, err
 	if err != nil {
 		return "", queue.Unproven, err
 	}
-	join, ok := a.d.Tickets.Verify(a.d.QueueID, user, tk)
+	join, ok := a.d.Tickets.Verify(q.ID, user, tk)
 	if !ok {
+		if len(a.queues) > 1 {
+			return "", queue.Unproven, badTicket("Ticket: not valid for this UserId in this queue (send the QueueId it was issued for, or call /start)")
+		}
 		return "", queue.Unproven, badTicket("Ticket: not valid for this UserId (call /start to get one)")
 	}
 	return user, queue.Ticketed(join), nil
@@ -42,7 +45,7 @@ func (a *API) userFields(rq *request, needTicket bool) (string, queue.Proof, err
 // know: a Grant (verified here: 401 when bad, expired or foreign), else a Ticket (a forged one
 // is 401; a genuine one of an earlier join the queue simply does not accept), else nothing.
 // With REQUIRE_GRANT every /start needs a valid Grant.
-func (a *API) startProof(rq *request, user string) (queue.Proof, error) {
+func (a *API) startProof(rq *request, q *Queue, user string) (queue.Proof, error) {
 	g, err := rq.f.str("Grant")
 	if err != nil {
 		return queue.Unproven, badTicket("Grant: must be a string")
@@ -63,22 +66,8 @@ func (a *API) startProof(rq *request, user string) (queue.Proof, error) {
 	if _, ok := rq.f["Ticket"]; !ok {
 		return queue.Unproven, nil
 	}
-	_, p, err := a.userFields(rq, true)
+	_, p, err := a.userFields(rq, q, true)
 	return p, err
-}
-
-// idFields validates the optional CAR ids.
-func (a *API) idFields(rq *request) error {
-	for _, c := range []struct{ name, configured string }{
-		{"ProjectId", a.d.ProjectID},
-		{"ApplicationId", a.d.ApplicationID},
-		{"ApplicationVersionId", a.d.ApplicationVersionID},
-	} {
-		if err := rq.f.optionalID(c.name, c.configured); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // client is what the queue keeps of the caller's client: its IP and the ClientSession.
@@ -91,27 +80,39 @@ func (rq *request) client(required bool) (queue.Client, error) {
 }
 
 func (a *API) start(ctx context.Context, rq *request) (any, error) {
-	user, _, err := a.userFields(rq, false)
+	user, err := rq.f.userID()
 	if err != nil {
 		return nil, err
 	}
+	rq.userID = user
 	c, err := rq.client(true)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.idFields(rq); err != nil {
-		return nil, err
-	}
-	p, err := a.startProof(rq, user)
+	q, err := a.pick(rq)
 	if err != nil {
 		return nil, err
 	}
-	v, err := a.d.Sessions.Start(ctx, user, c, p)
+	p, err := a.startProof(rq, q, user)
+	if err != nil {
+		return nil, err
+	}
+	v, err := q.Sessions.Start(ctx, user, c, p)
 	return a.withTicket(rq, user, "")(a.answer(rq)(v, err))
 }
 
+// ticketed validates what the routes after /start carry: the queue, UserId and Ticket.
+func (a *API) ticketed(rq *request) (*Queue, string, queue.Proof, error) {
+	q, err := a.pick(rq)
+	if err != nil {
+		return nil, "", queue.Unproven, err
+	}
+	user, p, err := a.userFields(rq, q, true)
+	return q, user, p, err
+}
+
 func (a *API) poll(ctx context.Context, rq *request) (any, error) {
-	user, p, err := a.userFields(rq, true)
+	q, user, p, err := a.ticketed(rq)
 	if err != nil {
 		return nil, err
 	}
@@ -119,11 +120,11 @@ func (a *API) poll(ctx context.Context, rq *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.answer(rq)(a.d.Sessions.Poll(ctx, user, c, p))
+	return a.answer(rq)(q.Sessions.Poll(ctx, user, c, p))
 }
 
 func (a *API) reconnect(ctx context.Context, rq *request) (any, error) {
-	user, p, err := a.userFields(rq, true)
+	q, user, p, err := a.ticketed(rq)
 	if err != nil {
 		return nil, err
 	}
@@ -132,24 +133,24 @@ func (a *API) reconnect(ctx context.Context, rq *request) (any, error) {
 		return nil, err
 	}
 	tk, _ := rq.f.str("Ticket") // verified above
-	v, err := a.d.Sessions.Reconnect(ctx, user, c, p)
+	v, err := q.Sessions.Reconnect(ctx, user, c, p)
 	return a.withTicket(rq, user, tk)(a.answer(rq)(v, err))
 }
 
 func (a *API) heartbeat(ctx context.Context, rq *request) (any, error) {
-	user, p, err := a.userFields(rq, true)
+	q, user, p, err := a.ticketed(rq)
 	if err != nil {
 		return nil, err
 	}
-	return a.answer(rq)(a.d.Sessions.Heartbeat(ctx, user, p))
+	return a.answer(rq)(q.Sessions.Heartbeat(ctx, user, p))
 }
 
 func (a *API) stop(ctx context.Context, rq *request) (any, error) {
-	user, p, err := a.userFields(rq, true)
+	q, user, p, err := a.ticketed(rq)
 	if err != nil {
 		return nil, err
 	}
-	res, err := a.d.Sessions.Stop(ctx, user, p)
+	res, err := q.Sessions.Stop(ctx, user, p)
 	if err != nil {
 		return nil, sessionErr(err)
 	}
@@ -171,7 +172,7 @@ func (a *API) withTicket(rq *request, user, callers string) func(Data, error) (D
 		}
 		switch {
 		case rq.joinID != "":
-			tk, err := a.d.Tickets.Issue(a.d.QueueID, user, rq.joinID)
+			tk, err := a.d.Tickets.Issue(rq.queue.ID, user, rq.joinID)
 			if err != nil {
 				return Data{}, unavailable("tickets", err)
 			}
@@ -201,6 +202,11 @@ func sessionErr(err error) error {
 	switch {
 	case errors.Is(err, queue.ErrBadTicket):
 		return badTicket("Ticket: of an earlier join of this UserId; call /start again")
+	case errors.Is(err, session.ErrElsewhere):
+		var ee *session.ElsewhereError
+		errors.As(err, &ee)
+		return &apiError{status: http.StatusConflict, code: CodeElsewhere,
+			msg: "UserId: already waiting or playing in queue " + quote(ee.QueueID) + "; /stop there first", cause: err}
 	case errors.Is(err, queue.ErrInvalid):
 		return &apiError{status: http.StatusBadRequest, code: CodeInvalidField,
 			msg: "request: a field was rejected by the queue as invalid", cause: err}

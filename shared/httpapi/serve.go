@@ -22,7 +22,9 @@ type request struct {
 	route   string
 	method  string
 	header  map[string]string // lower-case names
+	query   map[string]string // the query string's first values (/stats?QueueId=)
 	f       fields
+	queue   *Queue // the queue the request is for, once picked
 	ip      string
 	userID  string
 	rid     string // the RequestId, for the route's own log lines
@@ -55,7 +57,7 @@ func (a *API) buildRoutes() map[string]routeSpec {
 // Go error: everything the client should see is in the response.
 func (a *API) serve(ctx context.Context, fixedRoute string, ev events.APIGatewayRequest) (resp events.APIGatewayResponse) {
 	start := a.d.Now()
-	rq := &request{header: headers(ev)}
+	rq := &request{header: headers(ev), query: firstValues(ev.QueryString)}
 	rid := ""
 	var status int
 	var code Code
@@ -211,4 +213,18 @@ func (a *API) logRequest(ctx context.Context, rq *request, rid string, status in
 		attrs = append(attrs, slog.String("err", cause.Error()))
 	}
 	a.log.LogAttrs(ctx, level, "request", attrs...)
+}
+
+// firstValues keeps the first value of each query parameter.
+func firstValues(qs map[string][]string) map[string]string {
+	if len(qs) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(qs))
+	for k, v := range qs {
+		if len(v) > 0 {
+			out[k] = v[0]
+		}
+	}
+	return out
 }

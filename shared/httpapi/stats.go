@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 )
 
 // stats answers the queue's counters to a caller with Authorization: Bearer <ADMIN_TOKEN>.
@@ -17,21 +20,70 @@ func (a *API) stats(ctx context.Context, rq *request) (any, error) {
 		}
 		return nil, &apiError{status: http.StatusUnauthorized, code: CodeBadAdminToken, msg: msg}
 	}
-	st, err := a.d.Sessions.Stats(ctx)
+	_, named := rq.f["QueueId"]
+	named = named || rq.query["QueueId"] != ""
+	q, err := a.pick(rq)
+	if err != nil {
+		return nil, err
+	}
+	out, err := counts(ctx, q)
 	if err != nil {
 		return nil, sessionErr(err)
+	}
+	if q.Extra != nil {
+		for k, v := range q.Extra(ctx) {
+			if _, taken := out[k]; !taken {
+				out[k] = v
+			}
+		}
+	}
+	if !named {
+		all, err := a.allCounts(ctx)
+		if err != nil {
+			return nil, sessionErr(err)
+		}
+		out["Queues"] = all
+	}
+	return out, nil
+}
+
+// statsParallel bounds the queues /stats reads at once.
+const statsParallel = 16
+
+// allCounts is every queue's counts, in the order of the queues.
+func (a *API) allCounts(ctx context.Context) ([]map[string]any, error) {
+	out := make([]map[string]any, len(a.queues))
+	errs := make([]error, len(a.queues))
+	sem := make(chan struct{}, statsParallel)
+	var wg sync.WaitGroup
+	for i := range a.queues {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i], errs[i] = counts(ctx, &a.queues[i])
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// counts are one queue's /stats fields.
+func counts(ctx context.Context, q *Queue) (map[string]any, error) {
+	st, err := q.Sessions.Stats(ctx)
+	if err != nil {
+		return nil, err
 	}
 	byReason := map[string]int64{}
 	for r, n := range st.ReapedByReason {
 		byReason[string(r)] = n
 	}
 	holding := st.Admitting + st.Ready + st.Active + st.Releasing
-	free := st.Capacity - holding
-	if free < 0 {
-		free = 0
-	}
+	free := max(st.Capacity-holding, 0)
 	out := map[string]any{
-		"QueueId":             a.d.QueueID,
+		"QueueId":             q.ID,
+		"ProjectId":           q.ProjectID,
 		"Queued":              st.Queued,
 		"Admitting":           st.Admitting,
 		"Ready":               st.Ready,
@@ -46,12 +98,12 @@ func (a *API) stats(ctx context.Context, rq *request) (any, error) {
 		"ReapedByReason":      byReason,
 		"AdmissionsPerMinute": st.AdmissionsPerMinute,
 	}
-	if a.d.Extra != nil {
-		for k, v := range a.d.Extra(ctx) {
-			if _, taken := out[k]; !taken {
-				out[k] = v
-			}
-		}
+	if q.ApplicationID != "" {
+		out["ApplicationId"] = q.ApplicationID
+	}
+	if st.CARTotalAt > 0 {
+		out["CapacityFromCAR"] = true
+		out["CARTotalAgeSeconds"] = max(time.Since(time.UnixMilli(st.CARTotalAt)).Seconds(), 0)
 	}
 	return out, nil
 }
