@@ -92,11 +92,11 @@ func Reaper() TimerHandler {
 	}
 }
 
-// RunReaper runs the reaper once for this App's queue.
-func (a *App) RunReaper(ctx context.Context) (reaper.Report, error) {
-	rep, err := a.Reaper.Run(ctx)
+// RunReaper is one timer invocation over every queue (the fleet's errors name their queues).
+func (a *App) RunReaper(ctx context.Context) (reaper.FleetReport, error) {
+	rep, err := a.Fleet.Run(ctx)
 	if err != nil {
-		return rep, fmt.Errorf("reaper run for queue %s: %w", a.Config.QueueID, err)
+		return rep, fmt.Errorf("reaper: %w", err)
 	}
 	return rep, nil
 }

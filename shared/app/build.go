@@ -20,15 +20,44 @@ import (
 
 // App is everything one warm instance reuses between invocations.
 type App struct {
-	Config   config.Config
-	Logger   *slog.Logger
-	Redis    redis.UniversalClient
+	Config config.Config
+	Logger *slog.Logger
+	Redis  redis.UniversalClient
+	CAR    *car.Client
+	// Queues are the deployment's queues in configuration order, the first the default.
+	Queues []*Queue
+	Fleet  *reaper.Fleet
+	API    *httpapi.API
+}
+
+// Queue is one queue of the App: its configuration, its line in Redis, its use cases and its
+// timer run.
+type Queue struct {
+	Config   config.Queue
 	Queue    *queue.Queue
-	CAR      *car.Client
 	Sessions *session.Service
 	Reaper   *reaper.Reaper
-	API      *httpapi.API
 }
+
+// Queue returns the queue with this id, or nil.
+func (a *App) Queue(id string) *Queue {
+	for _, q := range a.Queues {
+		if q.Config.ID == id {
+			return q
+		}
+	}
+	return nil
+}
+
+// lockSpace is the lock space of a deployment of several queues: their per-user CAR locks
+// and home hints are shared (queue.Options.LockSpace), so a UserId never has two CAR calls
+// in flight whichever queues it tries.
+const lockSpace = "deployment"
+
+// homeTTL is how long the hint of which queue a user is in outlives its last /start: longer
+// than anyone waits or plays without reloading, short enough not to keep every UserId ever
+// seen.
+const homeTTL = 24 * time.Hour
 
 // Redis client limits: an SCF instance serves one request at a time, so a small pool is
 // plenty, and every timeout stays far under the invocation deadline (the context's deadline
@@ -58,8 +87,7 @@ func BuildFrom(cfg config.Config, getenv func(string) string, rdb redis.Universa
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).
-		With("queue_id", cfg.QueueID)
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	if rdb == nil {
 		rdb = redis.NewClient(&redis.Options{
 			Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB,
@@ -77,14 +105,6 @@ func BuildFrom(cfg config.Config, getenv func(string) string, rdb redis.Universa
 }
 
 func assemble(cfg config.Config, getenv func(string) string, rdb redis.UniversalClient, logger *slog.Logger) (*App, error) {
-	q, err := queue.New(rdb, queue.Options{
-		QueueID: cfg.QueueID, Capacity: cfg.Capacity,
-		QueueIdleTimeout: cfg.QueueIdleTimeout, HeartbeatTimeout: cfg.HeartbeatTimeout, ReadyTimeout: cfg.ReadyTimeout,
-		ClaimLease: cfg.ClaimLease, GoneRetention: cfg.GoneRetention, RateWindow: cfg.RateWindow,
-	})
-	if err != nil {
-		return nil, err // the constructor names itself
-	}
 	retries := cfg.CARMaxRetries
 	if retries == 0 {
 		retries = -1 // car.Config: 0 means its default, negative means none
@@ -98,11 +118,73 @@ func assemble(cfg config.Config, getenv func(string) string, rdb redis.Universal
 	if err != nil {
 		return nil, err // the constructor names itself
 	}
+	a := &App{Config: cfg, Logger: logger, Redis: rdb, CAR: cc}
+	space, dep := "", (*session.Deployment)(nil)
+	if len(cfg.Queues) > 1 {
+		homes, err := queue.NewHomes(rdb, lockSpace, homeTTL)
+		if err != nil {
+			return nil, err // the constructor names itself
+		}
+		space, dep = lockSpace, session.NewDeployment(homes)
+	}
+	var (
+		members []reaper.Member
+		lines   []*queue.Queue
+		routes  []httpapi.Queue
+	)
+	for _, qc := range cfg.Queues {
+		q, err := buildQueue(cfg, qc, rdb, cc, space, dep, logger.With("queue_id", qc.ID))
+		if err != nil {
+			return nil, fmt.Errorf("queue %s: %w", qc.ID, err)
+		}
+		a.Queues = append(a.Queues, q)
+		lines = append(lines, q.Queue)
+		m := reaper.Member{ID: qc.ID, Reaper: q.Reaper}
+		if qc.Capacity == 0 {
+			m.SyncCARTotal = q.Sessions.SyncCARTotal
+		}
+		members = append(members, m)
+		routes = append(routes, httpapi.Queue{ID: qc.ID, ProjectID: qc.ProjectID, ApplicationID: qc.ApplicationID,
+			ApplicationVersionID: qc.ApplicationVersionID, Sessions: q.Sessions, Extra: carCounts(cc, qc.ProjectID)})
+	}
+	probe := func(ctx context.Context) ([]queue.Work, error) { return queue.Due(ctx, rdb, lines, cfg.CARTotalRefresh) }
+	if a.Fleet, err = reaper.NewFleet(members, probe, reaper.FleetOptions{Parallel: cfg.ReaperQueues, Logger: logger}); err != nil {
+		return nil, err // the constructor names itself
+	}
+	tickets, err := ticket.New(cfg.TicketSecret, cfg.TicketSecretPrevious)
+	if err != nil {
+		return nil, fmt.Errorf("build tickets: %w", err)
+	}
+	a.API, err = httpapi.New(httpapi.Deps{
+		Queues: routes, Tickets: tickets,
+		Grants: ticket.NewGrants(cfg.GrantSecret), RequireGrant: cfg.RequireGrant,
+		AdminToken: cfg.AdminToken, CORSOrigin: cfg.CORSOrigin, Logger: logger,
+	})
+	if err != nil {
+		return nil, err // the constructor names itself
+	}
+	return a, nil
+}
+
+// buildQueue builds one queue's line, use cases and timer run from the deployment's settings
+// and the queue's own.
+func buildQueue(cfg config.Config, qc config.Queue, rdb redis.UniversalClient, cc *car.Client, space string,
+	dep *session.Deployment, logger *slog.Logger) (*Queue, error) {
+	q, err := queue.New(rdb, queue.Options{
+		QueueID: qc.ID, Capacity: qc.Capacity, LockSpace: space,
+		QueueIdleTimeout: qc.QueueIdleTimeout, HeartbeatTimeout: qc.HeartbeatTimeout, ReadyTimeout: qc.ReadyTimeout,
+		ClaimLease: cfg.ClaimLease, GoneRetention: cfg.GoneRetention, RateWindow: cfg.RateWindow,
+	})
+	if err != nil {
+		return nil, err // the constructor names itself
+	}
 	svc, err := session.New(q, cc, session.Options{
-		LockTTL: cfg.CARLockTTL, CARBudget: cfg.CARBudget, RunMode: cfg.CARRunMode, StopWait: cfg.StopReleaseWait,
+		QueueID: qc.ID, ProjectID: qc.ProjectID, ApplicationID: qc.ApplicationID, ApplicationVersionID: qc.ApplicationVersionID,
+		CARTotalRefresh: cfg.CARTotalRefresh, Deployment: dep,
+		LockTTL: cfg.CARLockTTL, CARBudget: cfg.CARBudget, RunMode: qc.RunMode, StopWait: cfg.StopReleaseWait,
 		ReleaseRetryMin: cfg.ReleaseRetryMin, ReleaseRetryMax: cfg.ReleaseRetryMax,
-		HeartbeatInterval: cfg.HeartbeatInterval, HeartbeatTimeout: cfg.HeartbeatTimeout,
-		PollMin: cfg.PollMinInterval, PollMax: cfg.PollMaxInterval, Logger: logger,
+		HeartbeatInterval: qc.HeartbeatInterval, HeartbeatTimeout: qc.HeartbeatTimeout,
+		PollMin: qc.PollMinInterval, PollMax: qc.PollMaxInterval, Logger: logger,
 	})
 	if err != nil {
 		return nil, err // the constructor names itself
@@ -114,21 +196,7 @@ func assemble(cfg config.Config, getenv func(string) string, rdb redis.Universal
 	if err != nil {
 		return nil, err // the constructor names itself
 	}
-	tickets, err := ticket.New(cfg.TicketSecret, cfg.TicketSecretPrevious)
-	if err != nil {
-		return nil, fmt.Errorf("build tickets: %w", err)
-	}
-	api, err := httpapi.New(httpapi.Deps{
-		Sessions: svc, Tickets: tickets, QueueID: cfg.QueueID,
-		Grants: ticket.NewGrants(cfg.GrantSecret), RequireGrant: cfg.RequireGrant,
-		AdminToken: cfg.AdminToken, CORSOrigin: cfg.CORSOrigin,
-		ProjectID: cfg.CARProjectID, ApplicationID: cfg.CARApplicationID, ApplicationVersionID: cfg.CARApplicationVersionID,
-		Logger: logger, Extra: carCounts(cc, cfg.CARProjectID),
-	})
-	if err != nil {
-		return nil, err // the constructor names itself
-	}
-	return &App{Config: cfg, Logger: logger, Redis: rdb, Queue: q, CAR: cc, Sessions: svc, Reaper: rp, API: api}, nil
+	return &Queue{Config: qc, Queue: q, Sessions: svc, Reaper: rp}, nil
 }
 
 // carCounts adds CAR's own view to /stats: DescribeConcurrentCount's Total and Running

@@ -41,7 +41,7 @@ func testOptions() Options {
 // env is a queue on one Redis backend, a CAR emulator over HTTP, the real CAR client signed
 // with the emulator's local credentials, and a session service and reaper over them.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	b        redistest.Backend
 	id       string
 	clk      *testkit.Clock
@@ -182,9 +182,17 @@ func (e *env) expireUserLock(u string) {
 
 // countingCAR passes every call to next and counts calls per action and user.
 type countingCAR struct {
-	next  session.CAR
-	mu    sync.Mutex
-	calls map[string]int // "Action/user", and "Action" in all
+	next    session.CAR
+	mu      sync.Mutex
+	calls   map[string]int // "Action/user", and "Action" in all
+	applied []string       // users of ApplyConcurrent, in order
+}
+
+// order is the users of every ApplyConcurrent so far, in order.
+func (c *countingCAR) order() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.applied...)
 }
 
 func (c *countingCAR) add(action, user string) {
@@ -205,6 +213,9 @@ func (c *countingCAR) count(k string) int {
 
 func (c *countingCAR) ApplyConcurrent(ctx context.Context, in car.ApplyConcurrentInput) error {
 	c.add("ApplyConcurrent", in.UserID)
+	c.mu.Lock()
+	c.applied = append(c.applied, in.UserID)
+	c.mu.Unlock()
 	return c.next.ApplyConcurrent(ctx, in)
 }
 
