@@ -147,7 +147,9 @@ func assemble(cfg config.Config, getenv func(string) string, rdb redis.Universal
 		routes = append(routes, httpapi.Queue{ID: qc.ID, ProjectID: qc.ProjectID, ApplicationID: qc.ApplicationID,
 			ApplicationVersionID: qc.ApplicationVersionID, Sessions: q.Sessions, Extra: carCounts(cc, qc.ProjectID)})
 	}
-	probe := func(ctx context.Context) ([]queue.Work, error) { return queue.Due(ctx, rdb, lines, cfg.CARTotalRefresh) }
+	probe := func(ctx context.Context) ([]queue.Work, error) {
+		return queue.Due(ctx, rdb, lines, cfg.CARTotalRefresh)
+	}
 	if a.Fleet, err = reaper.NewFleet(members, probe, reaper.FleetOptions{Parallel: cfg.ReaperQueues, Logger: logger}); err != nil {
 		return nil, err // the constructor names itself
 	}

@@ -114,7 +114,7 @@ func TestFleetStartsAtAnotherQueueEachTime(t *testing.T) {
 			t.Fatalf("round %d: CAR saw %v", round, order)
 		}
 		first[order[0][strings.LastIndex(order[0], "-")+1:]]++ // the queue: 3 or 7
-		for _, q := range []int{3, 7} { // leave the slots free for the next round
+		for _, q := range []int{3, 7} {                        // leave the slots free for the next round
 			if _, err := e.svcs[q].Stop(context.Background(), map[int]string{3: u3, 7: u7}[q], queue.Trusted); err != nil {
 				t.Fatal(err)
 			}
