@@ -146,3 +146,63 @@ func verifies(s *ticket.Signer, queueID, user, tk string) bool {
 	_, ok := s.Verify(queueID, user, tk)
 	return ok
 }
+
+// TestQueuesFromConfiguration builds a deployment of two queues from QUEUES (one following
+// CAR's Total) in front of one emulated account hosting both projects, and drives it through
+// the functions' entry points.
+func TestQueuesFromConfiguration(t *testing.T) {
+	for _, b := range redistest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Cleanup(instance.reset)
+			emu, err := caremu.New(caremu.Options{Projects: map[string]int{"cap-a": 1, "cap-b": 3}, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(emu)
+			t.Cleanup(srv.Close)
+			id := redistest.Prefix(t, b.Client) // in every key: queue ids and user ids
+			opts := b.Client.Options()
+			for k, v := range map[string]string{
+				LocalEnv: "1", "REDIS_ADDR": opts.Addr, "REDIS_PASSWORD": opts.Password, "REDIS_DB": strconv.Itoa(opts.DB),
+				"CAR_ENDPOINT": strings.TrimPrefix(srv.URL, "http://"), "CAR_SCHEME": "http",
+				car.EnvSecretID: caremu.LocalSecretID, car.EnvSecretKey: caremu.LocalSecretKey, "ADMIN_TOKEN": "admin-token-for-test",
+				"REAPER_RUN_TIME": "30s", "QUEUES": `[{"Id":"` + id + `a","ProjectId":"cap-a","Capacity":1},{"Id":"` + id + `b","ProjectId":"cap-b","Capacity":0}]`,
+			} {
+				t.Setenv(k, v)
+			}
+			admin := map[string]string{"Authorization": "Bearer admin-token-for-test"}
+			start := func(user string, fields map[string]any) (int, envelope) {
+				body := map[string]any{"UserId": id + user, "ClientSession": "cs-" + user}
+				for k, v := range fields {
+					body[k] = v
+				}
+				return call(t, "start", body, nil)
+			}
+			if status, e := start("a1", nil); status != 200 || e.Data["Status"] != "Ready" {
+				t.Fatalf("a1 in the default queue: %d %+v", status, e)
+			}
+			// Queue b's capacity is CAR's Total, unknown until the reaper reads it.
+			if status, e := start("b1", map[string]any{"ProjectId": "cap-b"}); status != 200 || e.Data["Status"] != "Queued" {
+				t.Fatalf("b1 before CAR's Total: %d %+v", status, e)
+			}
+			if err := Reaper()(context.Background(), events.TimerEvent{}); err != nil {
+				t.Fatalf("reaper: %v", err)
+			}
+			if st := emu.State(); strings.Join(st.Sessions, ",") != id+"a1,"+id+"b1" {
+				t.Fatalf("CAR sessions after the reaper: %v", st.Sessions)
+			}
+			status, e := call(t, "stats", map[string]any{"QueueId": id + "b"}, admin)
+			if status != 200 || e.Data["Capacity"] != 3.0 || e.Data["Ready"] != 1.0 || e.Data["CARTotal"] != 3.0 {
+				t.Fatalf("stats of b: %d %+v", status, e)
+			}
+			status, e = call(t, "stats", nil, admin)
+			if qs, _ := e.Data["Queues"].([]any); status != 200 || len(qs) != 2 || e.Data["QueueId"] != id+"a" {
+				t.Fatalf("stats: %d %+v", status, e)
+			}
+			// a1 holds queue a: queue b refuses it.
+			if status, e := start("a1", map[string]any{"QueueId": id + "b"}); status != 409 || e.Code != 4090 {
+				t.Fatalf("a1 in b: %d %+v", status, e)
+			}
+		})
+	}
+}
