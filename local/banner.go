@@ -28,7 +28,28 @@ func printBanner(w io.Writer, s settings, a Addrs, r *redisBackend, vars []envVa
 	}
 	line("dashboard", "%s/dashboard   (%s)", base, token)
 	line("API", "%s/start /poll /heartbeat /reconnect /stop /stats", base)
-	if a.Emulator != "" {
+	if len(cfg.Queues) > 1 {
+		for i, q := range cfg.Queues {
+			label := ""
+			if i == 0 {
+				label = "queues"
+			}
+			capacity := plural(q.Capacity, "slot")
+			if q.Capacity == 0 {
+				capacity = "CAR's Total"
+			}
+			def := ""
+			if i == 0 {
+				def = " (default)"
+			}
+			line(label, "%s%s: project %s, %s", q.ID, def, q.ProjectID, capacity)
+		}
+	}
+	if a.Emulator != "" && len(cfg.Queues) > 1 {
+		line("CAR", "emulator at http://%s hosting %d projects, clean-up %s; state at %s/emulator/state?ProjectId=…", a.Emulator,
+			len(emulatedProjects(s, cfg)), s.cleanupDelay, base)
+		line("TCGSDK", "%s/tcgsdk-local.js   (stand-in for the real SDK, for any page: its data channels reach UDP on 127.0.0.1)", base)
+	} else if a.Emulator != "" {
 		line("CAR", "emulator at http://%s, %s, clean-up %s; state at %s/emulator/state", a.Emulator, plural(s.capacity, "slot"), s.cleanupDelay, base)
 		line("TCGSDK", "%s/tcgsdk-local.js   (stand-in for the real SDK, for any page: its data channels reach UDP on 127.0.0.1)", base)
 	} else {
@@ -107,7 +128,7 @@ func derivedValue(cfg config.Config, name string) string {
 func conflicts(s settings, a Addrs, r *redisBackend, vars []envVar, cfg config.Config) []string {
 	var out []string
 	emulated := a.Emulator != ""
-	if emulated && cfg.Capacity > s.capacity {
+	if emulated && len(cfg.Queues) == 1 && cfg.Capacity > s.capacity {
 		out = append(out, fmt.Sprintf("CAPACITY=%d is above -capacity %d: the queue will admit up to %d users at once, "+
 			"but the emulated project has %s; the admissions beyond them fail ApplyConcurrent and go back to the front "+
 			"of the line. Pass -capacity %d, or unset CAPACITY (it then follows -capacity).",

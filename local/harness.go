@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ const shutdownGrace = 5 * time.Second
 // harness is one running local system. Its parts start in dependency order and close in reverse.
 type harness struct {
 	addrs  Addrs
+	queues []config.Queue // the functions' queues, for the pages' pickers
 	log    *slog.Logger
 	redis  *redisBackend
 	emu    *emulatorServer
@@ -68,8 +70,9 @@ func startHarness(ctx context.Context, s settings, getenv func(string) string, s
 		return nil, err
 	}
 	h.addrs.Redis = lookup(vars, "REDIS_ADDR")
+	h.queues = cfg.Queues
 	if emuLn != nil {
-		h.emu, err = startEmulator(emuLn, s, lookup(vars, "TENCENTCLOUD_SECRETID"), lookup(vars, "TENCENTCLOUD_SECRETKEY"), base)
+		h.emu, err = startEmulator(emuLn, s, cfg, lookup(vars, "TENCENTCLOUD_SECRETID"), lookup(vars, "TENCENTCLOUD_SECRETKEY"), base)
 		if err != nil {
 			emuLn.Close()
 			return nil, err
@@ -124,6 +127,7 @@ func (h *harness) routes() http.Handler {
 	if h.emu != nil {
 		mux.Handle("GET /emulator/state", h.emu.emu.StateHandler())
 	}
+	mux.Handle("GET /harness/queues", h.queuesHandler())
 	mountRelay(mux, h.relay)
 	pages := web.Handler()
 	// Any other path goes to the handler that routes by path, which answers the contract's 404.
@@ -211,4 +215,28 @@ func logLevel(s string) slog.Level {
 		return slog.LevelInfo
 	}
 	return l
+}
+
+// queuesHandler serves the configured queues for the pages (the demo page's project picker,
+// the dashboard's queue picker): what a business's own site would know from its
+// configuration. Only ids and capacities: nothing secret is in a queue's configuration.
+func (h *harness) queuesHandler() http.Handler {
+	type item struct {
+		QueueId, ProjectId              string
+		ApplicationId                   string `json:",omitempty"`
+		Capacity                        int
+		CapacityFromCAR                 bool `json:",omitempty"`
+		QueueIdleTimeoutMs, HeartbeatMs int64
+	}
+	out := make([]item, 0, len(h.queues))
+	for _, q := range h.queues {
+		out = append(out, item{QueueId: q.ID, ProjectId: q.ProjectID, ApplicationId: q.ApplicationID, Capacity: q.Capacity,
+			CapacityFromCAR: q.Capacity == 0, QueueIdleTimeoutMs: q.QueueIdleTimeout.Milliseconds(), HeartbeatMs: q.HeartbeatTimeout.Milliseconds()})
+	}
+	body, _ := json.Marshal(map[string]any{"Queues": out})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		_, _ = w.Write(body)
+	})
 }

@@ -105,11 +105,15 @@ type envVar struct {
 // Nothing that shared/config derives (POLL_MAX_INTERVAL, POLL_MIN_INTERVAL, HEARTBEAT_INTERVAL)
 // is set here: a harness value would count as set by the user, so e.g. QUEUE_IDLE_TIMEOUT=3s
 // would break the poll rule instead of deriving a shorter POLL_MAX_INTERVAL.
-func harnessDefaults(s settings) []envVar {
-	return []envVar{
-		{Name: "CARQUEUE_LOCAL", Value: "1"},
-		{Name: "QUEUE_ID", Value: "local"},
-		{Name: "CAPACITY", Value: fmt.Sprint(s.capacity)},
+//
+// With QUEUES (or QUEUES_FILE) the queues name their own ids and capacities, so QUEUE_ID and
+// CAPACITY are left alone (the functions refuse both at once).
+func harnessDefaults(s settings, multi bool) []envVar {
+	vs := []envVar{{Name: "CARQUEUE_LOCAL", Value: "1"}}
+	if !multi {
+		vs = append(vs, envVar{Name: "QUEUE_ID", Value: "local"}, envVar{Name: "CAPACITY", Value: fmt.Sprint(s.capacity)})
+	}
+	return append(vs, []envVar{
 		{Name: "QUEUE_IDLE_TIMEOUT", Value: "30s"},
 		{Name: "HEARTBEAT_TIMEOUT", Value: "20s"},
 		{Name: "READY_TIMEOUT", Value: "30s"},
@@ -117,7 +121,7 @@ func harnessDefaults(s settings) []envVar {
 		{Name: "ADMIN_TOKEN", Value: config.LocalAdminToken},
 		// The reaper logs every run at info: once a second here, which would bury the banner.
 		{Name: "LOG_LEVEL", Value: "warn"},
-	}
+	}...)
 }
 
 // functionEnv resolves every variable the harness sets for the functions: the caller's
@@ -150,7 +154,7 @@ func functionEnv(s settings, getenv func(string) string, redisAddr, emulatorAddr
 		add("TENCENTCLOUD_SECRETKEY", "")
 		add("TENCENTCLOUD_SESSIONTOKEN", "")
 	}
-	for _, d := range harnessDefaults(s) {
+	for _, d := range harnessDefaults(s, getenv("QUEUES") != "" || getenv("QUEUES_FILE") != "") {
 		add(d.Name, d.Value)
 	}
 	return out, nil
