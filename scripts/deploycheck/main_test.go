@@ -93,8 +93,8 @@ func TestCheckNamesWhatIsWrong(t *testing.T) {
 	}{
 		{"deployment variables", map[string]string{"VPC_ID": "", "SCF_ROLE": "", "ADMIN_TOKEN": ""},
 			[]string{"VPC_ID: required at deploy time", "SCF_ROLE: required at deploy time", "ADMIN_TOKEN: required at deploy time"}},
-		{"required by the functions", map[string]string{"CAR_PROJECT_ID": "", "CAPACITY": "0"},
-			[]string{"CAR_PROJECT_ID: required but not set", `CAPACITY: got "0"`}},
+		{"required by the functions", map[string]string{"CAR_PROJECT_ID": "", "CAPACITY": "-1"},
+			[]string{"CAR_PROJECT_ID: required but not set", `CAPACITY: got "-1"`}},
 		{"short secret", map[string]string{"TICKET_SECRET": "$hort"},
 			[]string{"TICKET_SECRET: want at least 16 characters (got 5)"}},
 		{"the issue: idle timeout with an explicit poll cap", map[string]string{"QUEUE_IDLE_TIMEOUT": "60s", "POLL_MAX_INTERVAL": "30s"},
