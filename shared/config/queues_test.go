@@ -147,3 +147,11 @@ func TestQueueFieldsMarkdownListsEveryField(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEQueueFields keeps README.md's table of QUEUES fields exactly QueueFieldsMarkdown().
+func TestREADMEQueueFields(t *testing.T) {
+	section := readmeSection(t, "Many queues in one deployment")
+	if !strings.Contains(section, QueueFieldsMarkdown()) {
+		t.Fatalf("README.md's table of QUEUES fields differs from config.QueueFieldsMarkdown():\n%s", QueueFieldsMarkdown())
+	}
+}
