@@ -2,9 +2,8 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -79,21 +78,6 @@ func (q *Queue) SetCARTotal(ctx context.Context, total int) error {
 	return nil
 }
 
-// dueScript is the reaper's probe of one queue. ARGV: now, carTotalEveryMs (0: the capacity
-// is configured). Reply: 0 nothing to do; bit 1 someone is queued, holds a slot, or a
-// departure is to be forgotten; bit 2 CAR's Total is to be read.
-var dueScript = newScript("due", `
-local now, every = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out = 0
-if redis.call('ZCARD', K_LINE) + held() > 0 or #redis.call('ZRANGEBYSCORE', K_GONE, '-inf', now, 'LIMIT', 0, 1) > 0 then
-  out = 1
-end
-if every > 0 and now - tonumber(redis.call('HGET', K_CFG, 'cartotal_at') or '0') >= every then
-  out = out + 2
-end
-return out
-`)
-
 // Work is what Due found a queue needs.
 type Work struct {
 	Users    bool // someone is queued or holds a slot, or a departure is to be forgotten
@@ -108,49 +92,47 @@ type Pipeliner interface {
 }
 
 // Due probes every queue in one pipeline and reports, in order, what each needs, so a reaper
-// pass over many queues of which most are empty costs one short script per queue and a
-// round trip per Redis primary. carEvery is how old CAR's Total of a Capacity-0 queue may get.
+// pass over many queues of which most are empty costs a round trip per Redis primary and, per
+// queue, two plain commands (no Lua: an idle queue is the common case, and a script call costs
+// several times a command): EXISTS over the line and the holder sets (Redis drops an empty
+// set, so 0 means nobody is queued or holds a slot), and the earliest departure to forget; a
+// Capacity-0 queue adds when CAR's Total was read. carEvery is how old that may get.
 func Due(ctx context.Context, rdb Pipeliner, qs []*Queue, carEvery time.Duration) ([]Work, error) {
 	if len(qs) == 0 {
 		return nil, nil
 	}
-	exec := func() ([]redis.Cmder, error) {
-		p := rdb.Pipeline()
-		for _, q := range qs {
-			every := int64(0)
-			if q.opts.Capacity == 0 {
-				every = ms(carEvery)
-			}
-			keys := make([]string, len(dueScript.keys))
-			for i, k := range dueScript.keys {
-				keys[i] = q.keys[k]
-			}
-			p.EvalSha(ctx, dueScript.s.Hash(), keys, q.nowMS(), every)
-		}
-		return p.Exec(ctx)
+	p := rdb.Pipeline()
+	type probe struct {
+		users *redis.IntCmd
+		gone  *redis.ZSliceCmd
+		at    *redis.StringCmd
 	}
-	cmds, err := exec()
-	if err != nil && isNoScript(err) {
-		// A fresh server (or a failover) lost the script: load it everywhere, then once more.
-		if lerr := dueScript.s.Load(ctx, rdb).Err(); lerr != nil {
-			return nil, fmt.Errorf("probe %d queues: load script: %w", len(qs), lerr)
+	probes := make([]probe, len(qs))
+	for i, q := range qs {
+		k := q.keys
+		probes[i].users = p.Exists(ctx, k[kLine], k[kLease], k[kRdy], k[kAct], k[kRel])
+		probes[i].gone = p.ZRangeWithScores(ctx, k[kGone], 0, 0)
+		if q.opts.Capacity == 0 {
+			probes[i].at = p.HGet(ctx, k[kCfg], "cartotal_at")
 		}
-		cmds, err = exec()
 	}
-	if err != nil {
+	if _, err := p.Exec(ctx); err != nil && err != redis.Nil {
 		return nil, fmt.Errorf("probe %d queues: %w", len(qs), err)
 	}
 	out := make([]Work, len(qs))
-	for i, c := range cmds {
-		n, _ := c.(*redis.Cmd).Int64()
-		out[i] = Work{Users: n&1 != 0, CARTotal: n&2 != 0}
+	for i, q := range qs {
+		now := q.nowMS()
+		pr := probes[i]
+		out[i].Users = pr.users.Val() > 0
+		if g := pr.gone.Val(); len(g) > 0 && int64(g[0].Score) <= now {
+			out[i].Users = true // a departure to forget: the reap does it
+		}
+		if pr.at != nil {
+			at, _ := strconv.ParseInt(pr.at.Val(), 10, 64)
+			out[i].CARTotal = now-at >= ms(carEvery)
+		}
 	}
 	return out, nil
-}
-
-func isNoScript(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOSCRIPT")
 }
 
 // Homes keeps, per user of a lock space, a hint of which queue the user is in, so a user in

@@ -64,9 +64,9 @@
 // kept alive while the run works).
 //
 // Across the queues of one deployment (deployment.go): state (StateOf, by the session service:
-// is a user who wants to join another queue still in this one), due (Due, by the reaper: one
-// pipelined probe of every queue), car_total_due and set_car_total (CARTotalDue and
+// is a user who wants to join another queue still in this one), car_total_due and set_car_total (CARTotalDue and
 // SetCARTotal, by the session service: CAR's Total as the capacity of a Capacity-0 queue,
 // read by one instance at a time), and home_enter (Homes.Enter: the hint of which queue a
-// user is in, one key per user outside every queue).
+// user is in, one key per user outside every queue). Due, the reaper's probe of every queue,
+// runs plain read commands in one pipeline, no script.
 package queue

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -57,6 +59,7 @@ func BenchmarkFleetPass(b *testing.B) {
 				b.Fatal(err)
 			}
 			hook.n.Store(0)
+			cpu0 := redisCPU(b, be)
 			b.ResetTimer()
 			for range b.N {
 				rep, err := f.Run(ctx)
@@ -67,7 +70,27 @@ func BenchmarkFleetPass(b *testing.B) {
 					b.Fatalf("busy %d, want 10", rep.Busy)
 				}
 			}
+			b.StopTimer()
 			b.ReportMetric(float64(hook.n.Load())/float64(b.N), "roundtrips/op")
+			b.ReportMetric((redisCPU(b, be)-cpu0)*1e6/float64(b.N), "redis-cpu-µs/op")
 		})
 	}
+}
+
+// redisCPU is the server's used_cpu_sys + used_cpu_user in seconds (INFO cpu).
+func redisCPU(b *testing.B, be redistest.Backend) float64 {
+	b.Helper()
+	info, err := be.Client.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	total := 0.0
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return total
 }
