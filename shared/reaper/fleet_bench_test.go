@@ -3,31 +3,11 @@ package reaper
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
-	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/redistest"
-	"github.com/redis/go-redis/v9"
 )
-
-// roundTrips counts what a client sends: one per command, one per pipeline.
-type roundTrips struct{ n atomic.Int64 }
-
-func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) { return next(ctx, network, addr) }
-}
-
-func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-
-func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
-}
 
 // BenchmarkFleetPass is one reaper invocation over a deployment of which only 10 queues have
 // users (each one Ready holder, nobody waiting: the common shape of a quiet launch), with
@@ -51,15 +31,15 @@ func BenchmarkFleetPass(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			hook := &roundTrips{}
+			hook := &redistest.RoundTrips{}
 			be.Client.AddHook(hook)
 			f := e.fleet(16)
 			ctx := context.Background()
 			if _, err := f.Run(ctx); err != nil { // warm: scripts loaded
 				b.Fatal(err)
 			}
-			hook.n.Store(0)
 			cpu0 := redisCPU(b, be)
+			hook.Reset()
 			b.ResetTimer()
 			for range b.N {
 				rep, err := f.Run(ctx)
@@ -71,26 +51,17 @@ func BenchmarkFleetPass(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric(float64(hook.n.Load())/float64(b.N), "roundtrips/op")
+			b.ReportMetric(float64(hook.N())/float64(b.N), "roundtrips/op")
 			b.ReportMetric((redisCPU(b, be)-cpu0)*1e6/float64(b.N), "redis-cpu-µs/op")
 		})
 	}
 }
 
-// redisCPU is the server's used_cpu_sys + used_cpu_user in seconds (INFO cpu).
 func redisCPU(b *testing.B, be redistest.Backend) float64 {
 	b.Helper()
-	info, err := be.Client.Info(context.Background(), "cpu").Result()
+	cpu, err := redistest.ServerCPU(context.Background(), be.Client)
 	if err != nil {
 		b.Fatal(err)
 	}
-	total := 0.0
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_sys" || k == "used_cpu_user") {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return total
+	return cpu
 }
