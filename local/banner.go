@@ -128,7 +128,7 @@ func derivedValue(cfg config.Config, name string) string {
 func conflicts(s settings, a Addrs, r *redisBackend, vars []envVar, cfg config.Config) []string {
 	var out []string
 	emulated := a.Emulator != ""
-	if emulated && len(cfg.Queues) == 1 && cfg.Capacity > s.capacity {
+	if emulated && len(cfg.Queues) <= 1 && cfg.Capacity > s.capacity {
 		out = append(out, fmt.Sprintf("CAPACITY=%d is above -capacity %d: the queue will admit up to %d users at once, "+
 			"but the emulated project has %s; the admissions beyond them fail ApplyConcurrent and go back to the front "+
 			"of the line. Pass -capacity %d, or unset CAPACITY (it then follows -capacity).",
