@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/carqueue/carqueue/shared/redistest"
 	"github.com/carqueue/carqueue/shared/testkit"
 )
 
@@ -250,6 +252,98 @@ func TestBrowserTwoUsersOneSlot(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestBrowserTwoQueues plays a deployment of two queues (QUEUES: two CAR projects, one slot each)
+// in headless Chromium: the demo page shows a queue picker; two users fill and queue on A while a
+// third picks B and is Ready at once (a full A never delays B); the same user cannot join B while
+// in A (409, code 4090, said plainly); the dashboard's summary counts each queue, and selecting B
+// shows B's counts and B's project in the emulator.
+func TestBrowserTwoQueues(t *testing.T) {
+	b := newBrowser(t, 120*time.Second)
+	tag := randomHex(4)
+	qa, qb := "game-a-"+tag, "game-b-"+tag
+	queues := fmt.Sprintf(`[{"Id":%q,"ProjectId":"cap-a-%s","Capacity":1},{"Id":%q,"ProjectId":"cap-b-%s","Capacity":1}]`, qa, tag, qb, tag)
+	if addr := os.Getenv("REDIS_ADDR"); addr != "" {
+		// Registered first, so it runs after the harness has stopped: this test's queues and
+		// users (every id carries tag), and only them.
+		t.Cleanup(func() {
+			rdb := redis.NewClient(&redis.Options{Addr: addr})
+			defer rdb.Close()
+			redistest.DeleteMatching(context.Background(), rdb, "*"+tag+"*")
+		})
+	}
+	h := startLocal(t, []string{"-tick", "250ms", "-cleanup-delay", "100ms"},
+		"QUEUE_ID=" /* startLocal sets one; with QUEUES each item names its own */, "QUEUES="+queues, "POLL_MIN_INTERVAL=300ms", "POLL_MAX_INTERVAL=2s")
+	servesClient(t, h)
+	ann, bea, cal := "ann-"+tag, "bea-"+tag, "cal-"+tag
+	picked := func(id string) chromedp.Action[chromedp.Void] {
+		return until(fmt.Sprintf(`!document.querySelector('#queue-picker').hidden && document.querySelector('#queue-id').value === %q`, id), 5*time.Second)
+	}
+	// The picker is filled once /harness/queues has answered; only then is the join form enabled.
+	joinIn := func(path, user string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(
+			chromedp.Navigate(h.Base+path),
+			until("!document.querySelector('#queue-picker').hidden && !document.querySelector('#join').disabled", 5*time.Second),
+			chromedp.SetValue(byID("#user-id"), user),
+		)
+	}
+
+	tab1 := b.tab("ann", nil)
+	b.do(tab1, "ann joins the first queue, preselected", joinIn("/", ann), picked(qa),
+		chromedp.Click(byID("#join")), status("Ready", "Active"), textIs("#queue-note-id", qa))
+	tab2 := b.tab("bea", tab1)
+	b.do(tab2, "bea joins A (?queue=) and waits", joinIn("/?queue="+qa, bea), picked(qa),
+		chromedp.Click(byID("#join")), status("Queued"), textIs("#position", "1"),
+		until("document.querySelector('#queue-id').disabled", time.Second), // a session stays in its queue
+		b.shot("q1-bea-queued-in-a.png"))
+	tab3 := b.tab("cal", tab1)
+	b.do(tab3, "cal picks B and is Ready at once", joinIn("/", cal), picked(qa),
+		chromedp.SetValue(byID("#queue-id"), qb),
+		chromedp.Click(byID("#join")), status("Ready", "Active"), textIs("#queue-note-id", qb),
+		b.shot("q2-cal-ready-in-b.png"))
+	b.do(tab2, "bea still waits in A", status("Queued"), textIs("#position", "1"))
+
+	// Ann, from another tab, tries queue B while she holds A's slot: one queue at a time.
+	tab4 := b.tab("ann-again", tab1)
+	b.do(tab4, "ann cannot join B while in A", joinIn("/?queue="+qb, ann), picked(qb),
+		chromedp.Click(byID("#join")), status("Elsewhere"),
+		until(fmt.Sprintf("document.querySelector('#error').textContent.startsWith('You are already in queue %s ')", qa), 5*time.Second),
+		b.shot("q3-ann-already-in-a.png"))
+
+	dash := b.tab("dashboard", tab1)
+	cell := func(q, key, want string) chromedp.Action[chromedp.Void] {
+		return textIs(fmt.Sprintf(`#queues-table tr[data-queue=%q] td[data-key=%q]`, q, key), want)
+	}
+	b.do(dash, "the dashboard sums up both queues", chromedp.Navigate(h.Base+"/dashboard"),
+		chromedp.WaitVisible(byID("#admin-token")),
+		chromedp.SetValue(byID("#admin-token"), h.AdminToken),
+		chromedp.Click(byID("#save-token")),
+		until("!document.querySelector('#queues-card').hidden", 10*time.Second),
+		cell(qa, "Capacity", "1"), cell(qa, "Queued", "1"), cell(qa, "Holding", "1"), cell(qa, "Free", "0"),
+		cell(qb, "Capacity", "1"), cell(qb, "Queued", "0"), cell(qb, "Holding", "1"), cell(qb, "Free", "0"),
+		textIs("#queue-name", " "+qa),
+		textIs(`#stats-counts [data-key="Queued"] .value`, "1"),
+		textIs(`#emu-counts [data-key="Total"] .value`, "1"))
+	first := browserGet(b, dash, "dashboard's first sample", chromedp.TextContent(byID("#updated")))
+	b.do(dash, "dashboard's second sample", until(fmt.Sprintf("document.querySelector('#updated').textContent !== %q", first), 10*time.Second),
+		b.shot("q4-dashboard-a.png"))
+	b.do(dash, "selecting B shows B's counts", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#queues-table tr[data-queue=%q] button`, qb))),
+		textIs("#queue-name", " "+qb), textIs("#stats-route", "/stats?QueueId="+qb),
+		until(fmt.Sprintf("document.querySelector('#queue-pick').value === %q", qb), time.Second),
+		until(fmt.Sprintf(`new URL(location.href).searchParams.get("queue") === %q`, qb), time.Second),
+		textIs(`#stats-counts [data-key="Queued"] .value`, "0"),
+		textIs(`#stats-counts [data-key="Holding"] .value`, "1"),
+		textIs("#emu-route", "/emulator/state?ProjectId=cap-b-"+tag),
+		until(fmt.Sprintf(`[...document.querySelectorAll('#emu-slots .slot')].map((e) => e.textContent).join() === %q`, cal+" · streaming"), 10*time.Second),
+		b.shot("q5-dashboard-b.png"))
+
+	// Ann stops: A's slot goes to Bea; B is untouched.
+	b.do(tab1, "ann stops", chromedp.Click(byID("#stop")), status("Stopped"))
+	b.do(tab2, "bea gets A's slot", status("Ready", "Active"))
+	b.do(tab3, "cal still plays in B", status("Ready", "Active"))
+	b.do(dash, "the summary follows", cell(qa, "Queued", "0"), cell(qa, "Holding", "1"), cell(qb, "Holding", "1"),
+		cell(qa, "AdmittedTotal", "2"))
 }
 
 // freeUDPPort finds a port in 10000–20000 (the range CAR suggests for a cloud app) that nothing

@@ -10,6 +10,12 @@
 //     users and can play out a queue together.
 // ?port=N presets the cloud app's port (default 15000); ?framing=1 opens the data channel as a
 // binary one with carqueue.js's framing (messages of any size).
+//
+// Many queues: when the harness lists more than one (/harness/queues), the join form shows a
+// picker and every request carries the chosen QueueId (carqueue.js's `fields`): a ticket is only
+// valid in the queue that issued it. The QueueId is kept next to the identity (storageKey +
+// ".queue"), so a reload reconnects to the same queue. ?queue=ID preselects one. With one queue
+// (or on a real deployment, where /harness/queues does not exist) nothing is sent and nothing shows.
 import { join, saved, frames } from "/carqueue.js";
 
 const $ = (id) => document.getElementById(id);
@@ -18,6 +24,7 @@ const pinnedUser = params.get("user");
 const storeOpts = pinnedUser
   ? { storage: localStorage, storageKey: "carqueue.demo." + pinnedUser }
   : { storage: sessionStorage, storageKey: "carqueue.demo.tab" };
+const queueKey = storeOpts.storageKey + ".queue";
 const SDK = window.TCGSDK;
 
 const state = {
@@ -29,6 +36,8 @@ const state = {
   nextTimer: 0,
   sdkGen: 0,        // bumps on every TCGSDK.init: callbacks of an older one are ignored
   connected: false, // onConnectSuccess seen for the current start
+  queues: [],       // /harness/queues: more than one means the picker is shown
+  queueId: "",      // the queue this page's session is in ("" with one queue: the default)
 };
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -68,7 +77,7 @@ function showError(msg) {
 const labels = {
   Idle: "Not in line", Joining: "Joining…", Queued: "Queued", Admitting: "Admitting", Ready: "Ready",
   Active: "Playing", Expired: "Expired", Stopped: "Stopped", Error: "Error",
-  Dropped: "Connection dropped", Reclaimed: "Slot reclaimed", Disconnected: "Disconnected",
+  Dropped: "Connection dropped", Elsewhere: "In another queue", Reclaimed: "Slot reclaimed", Disconnected: "Disconnected",
 };
 function setStatus(view, message) {
   state.view = view;
@@ -85,6 +94,7 @@ function showButtons(b) {
   $("rejoin").hidden = !b.rejoin;
   $("join").disabled = !!b.busy;
   $("user-id").disabled = !!b.busy;
+  $("queue-id").disabled = !!b.busy; // a session stays in its queue: Stop first
 }
 function showQueue(e) {
   $("queue-metrics").hidden = !e;
@@ -215,7 +225,8 @@ async function startSession(userId) {
   showDrop(null);
   showQueue(null);
   showError("");
-  setStatus("Joining", (saved(storeOpts) ? "Reconnecting as " : "Joining the line as ") + userId + "…");
+  setStatus("Joining", (saved(storeOpts) ? "Reconnecting as " : "Joining the line as ") + userId + (state.queueId ? " in queue " + state.queueId : "") + "…");
+  showQueueNote();
   showButtons({ busy: true });
   try {
     await initSDK();
@@ -224,9 +235,10 @@ async function startSession(userId) {
     showButtons({ rejoin: true });
     return;
   }
-  const q = join(userId, () => SDK.getClientSession(), Object.assign({ heartbeats: "manual", fetch: demoFetch }, storeOpts));
+  const fields = state.queueId ? { QueueId: state.queueId } : undefined;
+  const q = join(userId, () => SDK.getClientSession(), Object.assign({ heartbeats: "manual", fetch: demoFetch, fields }, storeOpts));
   state.q = q;
-  log((q.ticket ? "reconnect" : "start") + " as " + userId);
+  log((q.ticket ? "reconnect" : "start") + " as " + userId + (state.queueId ? " in queue " + state.queueId : ""));
   const mine = (fn) => (e) => { if (state.q === q) fn(e); };
   q.on("queued", mine(onQueued));
   q.on("admitting", mine(onAdmitting));
@@ -316,6 +328,17 @@ function onExpired(e) {
   else if ($("sdk-state").dataset.state !== "disconnected") setStream("disconnected", "not connected");
 }
 function onError(e) {
+  if (e.fatal && e.http === 409 && e.code === 4090) { // the user is in another queue of the deployment
+    destroySDK();
+    const m = /queue "([^"]+)"/.exec(e.msg || "");
+    const where = m ? m[1] : "";
+    showError("You are already in queue " + (where || "another queue") + " (waiting or playing there, perhaps in another tab): " +
+      "stop there first, then join here.");
+    setStatus("Elsewhere", "Not joined: a user waits or plays in one queue at a time.");
+    showButtons({ rejoin: true });
+    log(e.route + ": already in queue " + (where || "elsewhere") + " (409, code 4090)");
+    return;
+  }
   if (e.fatal) {
     destroySDK();
     showError(e.route + " failed: " + e.msg);
@@ -427,6 +450,7 @@ function joinClicked() {
   }
   // A join is a join: a ticket kept for this user from before is not used.
   storeOpts.storage.removeItem(storeOpts.storageKey);
+  pickQueue($("queue-id").value);
   startSession(id);
 }
 
@@ -622,9 +646,10 @@ function onChannelMessage(conn, port, data) {
 }
 
 // ---- start-up --------------------------------------------------------------------------------
-function init() {
+async function init() {
   $("join-form").addEventListener("submit", (e) => { e.preventDefault(); joinClicked(); });
   $("rejoin").addEventListener("click", joinClicked);
+  $("queue-id").addEventListener("change", (e) => pickQueue(e.target.value));
   $("stop").addEventListener("click", stop);
   $("reconnect").addEventListener("click", reconnect);
   $("pause-heartbeat").addEventListener("change", (e) => {
@@ -661,11 +686,59 @@ function init() {
   }
   const kept = saved(storeOpts);
   $("user-id").value = pinnedUser || (kept && kept.userId) || randomUser();
+  showButtons({ busy: true });
+  await loadQueues(kept);
   if (kept && (!pinnedUser || kept.userId === pinnedUser)) {
-    log("found a kept ticket for " + kept.userId);
+    log("found a kept ticket for " + kept.userId + (state.queueId ? " in queue " + state.queueId : ""));
     startSession(kept.userId);
   } else {
     showButtons({});
   }
+}
+
+// ---- many queues -----------------------------------------------------------------------------
+// loadQueues asks the harness for its queues and shows the picker when there is more than one.
+// The queue preselected: the kept one when a reload reconnects (its ticket is only valid there),
+// else ?queue=ID, else the first.
+async function loadQueues(kept) {
+  let list = [];
+  try {
+    const r = await fetch("/harness/queues");
+    if (r.ok) list = (await r.json()).Queues || [];
+  } catch { /* no harness: one queue, as on a real deployment */ }
+  state.queues = Array.isArray(list) ? list.filter((x) => x && typeof x.QueueId === "string") : [];
+  if (state.queues.length < 2) { state.queues = []; pickQueue(""); return; }
+  const sel = $("queue-id");
+  sel.replaceChildren(...state.queues.map((x) => {
+    const o = document.createElement("option");
+    o.value = x.QueueId;
+    o.textContent = x.QueueId + " — project " + x.ProjectId + (x.ApplicationId ? " / " + x.ApplicationId : "") + " · " + capacityText(x);
+    return o;
+  }));
+  $("queue-picker").hidden = false;
+  const known = (id) => !!id && state.queues.some((x) => x.QueueId === id);
+  const keptQueue = kept ? storeOpts.storage.getItem(queueKey) : null;
+  const wanted = params.get("queue");
+  if (wanted && !known(wanted)) showError("?queue=" + wanted + " is not a queue of this deployment; pick one of the list.");
+  sel.value = known(keptQueue) ? keptQueue : known(wanted) ? wanted : state.queues[0].QueueId;
+  pickQueue(sel.value);
+}
+function capacityText(x) {
+  if (x.CapacityFromCAR || x.Capacity === 0) return "CAR's Total slots";
+  return x.Capacity + (x.Capacity === 1 ? " slot" : " slots");
+}
+// pickQueue sets the queue of the next session and keeps it with the identity.
+function pickQueue(id) {
+  state.queueId = state.queues.length > 1 ? id : "";
+  if (state.queueId) storeOpts.storage.setItem(queueKey, state.queueId);
+  else storeOpts.storage.removeItem(queueKey);
+  showQueueNote();
+}
+function showQueueNote() {
+  const x = state.queues.find((q) => q.QueueId === state.queueId);
+  $("queue-note").hidden = !x;
+  if (!x) return;
+  $("queue-note-id").textContent = x.QueueId;
+  $("queue-note-project").textContent = x.ProjectId + (x.ApplicationId ? " / " + x.ApplicationId : "");
 }
 init();

@@ -1,5 +1,13 @@
 // carqueue operator dashboard: polls /stats (Bearer ADMIN_TOKEN) and /emulator/state every 2 s
 // and draws the last minutes on a hand-drawn <canvas> chart.
+//
+// Many queues: when /stats lists more than one in Queues, a summary table of all of them shows on
+// top, and a picker (or a click on a row) selects the queue of the detailed view: its counts
+// (/stats?QueueId=), its chart and its project's emulator (/emulator/state?ProjectId=). The
+// history is kept per queue, from every queue's row at every sample, so switching shows the
+// chosen queue's own past at once and no line mixes two queues. ?queue=ID preselects one (and
+// the picker keeps the URL in step, so a reload stays on it). With one queue the page looks as
+// it always did.
 "use strict";
 
 (function () {
@@ -7,8 +15,13 @@
   const PERIOD_MS = 2000;
   const WINDOW_MS = 10 * 60 * 1000;
   const TOKEN_KEY = "carqueue.dashboard.token";
-  const samples = []; // {t, queued, holders, admitted, rate}
+  const histories = new Map(); // QueueId → samples [{t, queued, holders, admitted, rate}], oldest first
+  let queues = [];            // the last /stats's Queues (more than one: the summary shows)
+  let selected = new URLSearchParams(location.search).get("queue") || "";
   let timer = 0;
+  let refreshes = 0;
+  const multi = () => queues.length > 1;
+  const samplesOf = (id) => histories.get(id) || [];
 
   function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
 
@@ -72,16 +85,17 @@
     return card(label, "count", n);
   }
 
-  async function fetchStats() {
-    const r = await fetch("/stats", { method: "GET", headers: { Authorization: "Bearer " + token() } });
+  async function fetchStats(queueId) {
+    const url = queueId ? "/stats?QueueId=" + encodeURIComponent(queueId) : "/stats";
+    const r = await fetch(url, { method: "GET", headers: { Authorization: "Bearer " + token() } });
     let body = null;
     try { body = await r.json(); } catch { /* not an envelope */ }
     if (r.status === 401) throw Object.assign(new Error("the admin token was refused"), { auth: true });
-    if (!r.ok || !body || body.Code !== 0) throw new Error("/stats: " + (body && body.Msg ? body.Msg : "HTTP " + r.status));
+    if (!r.ok || !body || body.Code !== 0) throw new Error(url + ": " + (body && body.Msg ? body.Msg : "HTTP " + r.status));
     return body.Data;
   }
-  async function fetchEmulator() {
-    const r = await fetch("/emulator/state");
+  async function fetchEmulator(projectId) {
+    const r = await fetch(projectId ? "/emulator/state?ProjectId=" + encodeURIComponent(projectId) : "/emulator/state");
     if (r.status === 404) return null; // real CAR: no emulator
     if (!r.ok) throw new Error("/emulator/state: HTTP " + r.status);
     return r.json();
@@ -89,20 +103,40 @@
 
   async function refresh() {
     clearTimeout(timer);
+    const gen = ++refreshes; // a newer refresh (a new selection) makes this one's answers stale
     try {
-      const [stats, emu] = await Promise.all([fetchStats(), fetchEmulator().catch(() => null)]);
+      const all = await fetchStats("");
+      queues = Array.isArray(all.Queues) ? all.Queues.filter((x) => x && typeof x.QueueId === "string") : [];
+      const now = Date.now();
+      let stats = all;
+      let project = "";
+      if (multi()) {
+        if (!queues.some((x) => x.QueueId === selected)) selected = queues[0].QueueId;
+        project = queues.find((x) => x.QueueId === selected).ProjectId;
+        stats = await fetchStats(selected);
+        for (const x of queues) record(x.QueueId, x, now);
+      } else {
+        selected = all.QueueId || "";
+        record(selected, all, now);
+      }
+      const emu = await fetchEmulator(project).catch(() => null);
+      if (gen !== refreshes) return; // the newer one renders and schedules
       showError("");
-      renderCounts($("stats-counts"), stats, ["Queued", "Holding", "Capacity", "Free", "Admitting", "Ready", "Active", "Releasing", "AdmittedTotal", "ReapedTotal", "AdmissionsPerMinute", "CARTotal", "CARRunning"]);
+      renderSummary();
+      showSelection(project);
+      const shown = Object.assign({}, stats);
+      delete shown.Queues; // the summary's, not a count of this queue
+      renderCounts($("stats-counts"), shown, ["Queued", "Holding", "Capacity", "Free", "Admitting", "Ready", "Active", "Releasing", "AdmittedTotal", "ReapedTotal", "AdmissionsPerMinute", "CARTotal", "CARRunning"]);
       if (emu) {
         renderCounts($("emu-counts"), emu, ["Total", "Idle", "Locked", "Sessions"]);
         renderSlots(emu);
       } else {
         $("emu-counts").textContent = "No emulator: the harness talks to a real CAR.";
       }
-      record(stats);
       draw();
       $("updated").textContent = new Date().toLocaleTimeString();
     } catch (err) {
+      if (gen !== refreshes) return;
       showError(String(err.message || err));
       if (err.auth) {
         sessionStorage.removeItem(TOKEN_KEY);
@@ -125,8 +159,10 @@
     $("emu-slots").replaceChildren(frag);
   }
 
-  function record(stats) {
-    const now = Date.now();
+  // record adds a sample of one queue's counts to that queue's own history.
+  function record(id, stats, now) {
+    if (!histories.has(id)) histories.set(id, []);
+    const samples = histories.get(id);
     const n = (k) => Number(stats[k]) || 0;
     const holders = "Holding" in stats ? n("Holding") : n("Admitting") + n("Ready") + n("Active") + n("Releasing");
     const admitted = n("AdmittedTotal");
@@ -153,6 +189,7 @@
     const line = css.getPropertyValue("--line").trim() || "#ddd";
     const pad = { l: 40, r: 12, t: 10, b: 24 };
     const now = Date.now();
+    const samples = samplesOf(selected);
     // The time axis grows with the data from one minute up to the full window.
     const span = Math.min(WINDOW_MS, Math.max(60000, samples.length ? now - samples[0].t : 0));
     const max = Math.max(1, ...samples.map((s) => Math.max(s.queued, s.holders, s.rate)));
@@ -205,6 +242,74 @@
     for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
     return 10 * p;
   }
+
+  // renderSummary fills the all-queues table (shown with more than one queue), one row per queue;
+  // a click on a row selects it like the picker does.
+  function renderSummary() {
+    $("queues-card").hidden = !multi();
+    if (!multi()) return;
+    const pick = $("queue-pick");
+    const ids = queues.map((x) => x.QueueId);
+    if (Array.from(pick.options, (o) => o.value).join("\n") !== ids.join("\n")) {
+      pick.replaceChildren(...queues.map((x) => new Option(x.QueueId + " (" + x.ProjectId + ")", x.QueueId)));
+    }
+    pick.value = selected;
+    const rows = queues.map((x) => {
+      const tr = document.createElement("tr");
+      tr.dataset.queue = x.QueueId;
+      tr.setAttribute("aria-selected", String(x.QueueId === selected));
+      const name = document.createElement("button");
+      name.type = "button";
+      name.className = "linklike";
+      name.textContent = x.QueueId;
+      name.title = "Show " + x.QueueId + " below";
+      const cap = x.CapacityFromCAR ? "CAR's Total: " + x.Capacity : String(x.Capacity);
+      const samples = samplesOf(x.QueueId);
+      const rate = samples.length ? samples[samples.length - 1].rate : Number(x.AdmissionsPerMinute) || 0;
+      const cells = [
+        ["QueueId", name], ["ProjectId", x.ProjectId + (x.ApplicationId ? " / " + x.ApplicationId : "")],
+        ["Capacity", cap], ["Queued", x.Queued], ["Holding", x.Holding], ["Free", x.Free],
+        ["AdmittedTotal", x.AdmittedTotal], ["AdmissionsPerMinute", Number.isInteger(rate) ? String(rate) : rate.toFixed(1)],
+      ];
+      for (const [key, v] of cells) {
+        const td = document.createElement("td");
+        td.dataset.key = key;
+        if (key !== "QueueId" && key !== "ProjectId") td.className = "num";
+        if (v instanceof Node) td.append(v);
+        else td.textContent = String(v ?? "–");
+        tr.append(td);
+      }
+      if (x.Free === 0 && x.Queued > 0) tr.querySelector('[data-key="Queued"]').classList.add("full-queue"); // waiting for a slot
+      return tr;
+    });
+    $("queues-table").tBodies[0].replaceChildren(...rows);
+  }
+  // showSelection names the selected queue in the titles of the detailed view.
+  function showSelection(project) {
+    const on = multi();
+    document.body.classList.toggle("multi", on);
+    $("token-title").textContent = on ? "Queues at a glance" : "Queue at a glance";
+    $("queue-name").textContent = on ? " " + selected : "";
+    $("stats-route").textContent = on ? "/stats?QueueId=" + selected : "/stats";
+    $("emu-project").textContent = on ? ", project " + project : "";
+    $("emu-route").textContent = on ? "/emulator/state?ProjectId=" + project : "/emulator/state";
+    $("chart-queue").textContent = on ? " of " + selected : "";
+  }
+  function select(id) {
+    if (!id || id === selected) return;
+    selected = id;
+    const u = new URL(location.href); // kept in the URL: a reload stays on this queue
+    u.searchParams.set("queue", id);
+    window.history.replaceState(null, "", u);
+    renderSummary();
+    draw(); // the chosen queue's own history at once; its counts follow
+    if (token()) refresh();
+  }
+  $("queue-pick").addEventListener("change", (e) => select(e.target.value));
+  $("queues-table").addEventListener("click", (e) => {
+    const tr = e.target.closest("tr[data-queue]");
+    if (tr) select(tr.dataset.queue);
+  });
 
   $("token-form").addEventListener("submit", (e) => {
     e.preventDefault();
