@@ -188,7 +188,8 @@ func TestBrowserTwoUsersOneSlot(t *testing.T) {
 	aliceID, bobID := "alice-"+randomHex(3), "bob-"+randomHex(3)
 
 	b.do(alice, "alice joins and plays", joinAs(h.Base, "/", aliceID), status("Active"),
-		until("document.querySelector('#sdk-state').dataset.state === 'connected'", 10*time.Second))
+		until("document.querySelector('#sdk-state').dataset.state === 'connected'", 10*time.Second),
+		until("document.querySelector('#queue-picker').hidden && document.querySelector('#queue-note').hidden", time.Second)) // one queue: no picker
 	bob := b.tab("bob", alice)
 	b.do(bob, "bob joins and waits", joinAs(h.Base, "/", bobID), status("Queued"), textIs("#position", "1"), b.shot("1-bob-queued.png"))
 	b.do(alice, "alice screenshot", b.shot("2-alice-playing.png"))
@@ -213,7 +214,8 @@ func TestBrowserTwoUsersOneSlot(t *testing.T) {
 		chromedp.WaitVisible(byID("#admin-token")),
 		chromedp.SetValue(byID("#admin-token"), h.AdminToken),
 		chromedp.Click(byID("#save-token")),
-		textIs(`#stats-counts [data-key="Active"] .value`, "1"))
+		textIs(`#stats-counts [data-key="Active"] .value`, "1"),
+		until("document.querySelector('#queues-card').hidden && !document.querySelector('#stats-counts [data-key=Queues]')", time.Second)) // one queue: no summary
 	// A second sample, so the chart has a line to show: "Updated" changes at the next one.
 	first := browserGet(b, dash, "dashboard's first sample", chromedp.TextContent(byID("#updated")))
 	b.do(dash, "dashboard's second sample", until(fmt.Sprintf("document.querySelector('#updated').textContent !== %q", first), 10*time.Second),
@@ -337,6 +339,9 @@ func TestBrowserTwoQueues(t *testing.T) {
 		textIs("#emu-route", "/emulator/state?ProjectId=cap-b-"+tag),
 		until(fmt.Sprintf(`[...document.querySelectorAll('#emu-slots .slot')].map((e) => e.textContent).join() === %q`, cal+" · streaming"), 10*time.Second),
 		b.shot("q5-dashboard-b.png"))
+
+	// A reload reconnects to the queue the tab joined (its URL names none: the kept QueueId does).
+	b.do(tab3, "cal reloads and reconnects in B", chromedp.Reload(), picked(qb), status("Active"), textIs("#queue-note-id", qb))
 
 	// Ann stops: A's slot goes to Bea; B is untouched.
 	b.do(tab1, "ann stops", chromedp.Click(byID("#stop")), status("Stopped"))

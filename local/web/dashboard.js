@@ -42,13 +42,14 @@
       }
       if (Array.isArray(v)) v = v.length;
       if (typeof v !== "number") continue;
+      if (k.endsWith("Seconds")) v = Math.round(v); // an age: whole seconds read better
       frag.append(count(k, v));
     }
     el.replaceChildren(frag);
   }
   // LABELS names the counts whose field names read wrongly on their own: ReapedByReason also
   // counts users who stopped, while ReapedTotal counts only the reaper's timeouts.
-  const LABELS = { ReapedByReason: "Departures by reason", ReapedTotal: "Reaped total (timeouts)" };
+  const LABELS = { ReapedByReason: "Departures by reason", ReapedTotal: "Reaped total (timeouts)", CARTotalAgeSeconds: "CAR Total read (s ago)" };
   function words(label) {
     if (LABELS[label]) return LABELS[label];
     return label.replace(/([a-z])([A-Z])/g, "$1 $2").replace(/([A-Z])([A-Z][a-z])/g, "$1 $2");
