@@ -218,21 +218,23 @@
       const label = ago === 0 ? "now" : ago < 60000 ? "-" + ago / 1000 + " s" : "-" + ago / 60000 + " min";
       g.fillText(label, x(now - ago), h - 6);
     }
-    series("queued", "#e08a00");
-    series("holders", "#2f6fed");
-    series("rate", "#18a05a");
+    // Holders first and wider, the queue on top: where the two are equal (a full queue with as
+    // many waiting as holding) both stay visible.
+    series("holders", "#2f6fed", 5);
+    series("rate", "#18a05a", 2);
+    series("queued", "#e08a00", 2);
 
-    function series(key, color) {
+    function series(key, color, width) {
       if (samples.length < 1) return;
       g.strokeStyle = color;
-      g.lineWidth = 2;
+      g.lineWidth = width;
       g.beginPath();
       samples.forEach((s, i) => (i ? g.lineTo(x(s.t), y(s[key])) : g.moveTo(x(s.t), y(s[key]))));
       g.stroke();
       const last = samples[samples.length - 1];
       g.fillStyle = color;
       g.beginPath();
-      g.arc(x(last.t), y(last[key]), 3, 0, 2 * Math.PI);
+      g.arc(x(last.t), y(last[key]), Math.max(3, width / 2 + 2), 0, 2 * Math.PI);
       g.fill();
     }
   }
@@ -255,35 +257,43 @@
       pick.replaceChildren(...queues.map((x) => new Option(x.QueueId + " (" + x.ProjectId + ")", x.QueueId)));
     }
     pick.value = selected;
-    const rows = queues.map((x) => {
-      const tr = document.createElement("tr");
-      tr.dataset.queue = x.QueueId;
+    // The rows are built once per set of queues and updated in place, so a row's button keeps
+    // the keyboard focus across refreshes.
+    const body = $("queues-table").tBodies[0];
+    if (Array.from(body.rows, (r) => r.dataset.queue).join("\n") !== ids.join("\n")) {
+      body.replaceChildren(...queues.map((x) => {
+        const tr = document.createElement("tr");
+        tr.dataset.queue = x.QueueId;
+        for (const key of ["QueueId", "ProjectId", "Capacity", "Queued", "Holding", "Free", "AdmittedTotal", "AdmissionsPerMinute"]) {
+          const td = document.createElement("td");
+          td.dataset.key = key;
+          if (key !== "QueueId" && key !== "ProjectId") td.className = "num";
+          tr.append(td);
+        }
+        const name = document.createElement("button");
+        name.type = "button";
+        name.className = "linklike";
+        name.textContent = x.QueueId;
+        name.title = "Show " + x.QueueId + " below";
+        tr.cells[0].append(name);
+        return tr;
+      }));
+    }
+    queues.forEach((x, i) => {
+      const tr = body.rows[i];
       tr.setAttribute("aria-selected", String(x.QueueId === selected));
-      const name = document.createElement("button");
-      name.type = "button";
-      name.className = "linklike";
-      name.textContent = x.QueueId;
-      name.title = "Show " + x.QueueId + " below";
-      const cap = x.CapacityFromCAR ? "CAR's Total: " + x.Capacity : String(x.Capacity);
       const samples = samplesOf(x.QueueId);
       const rate = samples.length ? samples[samples.length - 1].rate : Number(x.AdmissionsPerMinute) || 0;
-      const cells = [
-        ["QueueId", name], ["ProjectId", x.ProjectId + (x.ApplicationId ? " / " + x.ApplicationId : "")],
-        ["Capacity", cap], ["Queued", x.Queued], ["Holding", x.Holding], ["Free", x.Free],
-        ["AdmittedTotal", x.AdmittedTotal], ["AdmissionsPerMinute", Number.isInteger(rate) ? String(rate) : rate.toFixed(1)],
-      ];
-      for (const [key, v] of cells) {
-        const td = document.createElement("td");
-        td.dataset.key = key;
-        if (key !== "QueueId" && key !== "ProjectId") td.className = "num";
-        if (v instanceof Node) td.append(v);
-        else td.textContent = String(v ?? "–");
-        tr.append(td);
-      }
-      if (x.Free === 0 && x.Queued > 0) tr.querySelector('[data-key="Queued"]').classList.add("full-queue"); // waiting for a slot
-      return tr;
+      const values = {
+        ProjectId: x.ProjectId + (x.ApplicationId ? " / " + x.ApplicationId : ""),
+        Capacity: x.CapacityFromCAR ? "CAR's Total: " + x.Capacity : x.Capacity,
+        Queued: x.Queued, Holding: x.Holding, Free: x.Free, AdmittedTotal: x.AdmittedTotal,
+        AdmissionsPerMinute: Number.isInteger(rate) ? String(rate) : rate.toFixed(1),
+      };
+      for (const td of Array.from(tr.cells).slice(1)) td.textContent = String(values[td.dataset.key] ?? "–");
+      // Users wait while no slot is free: the count to look at.
+      tr.querySelector('[data-key="Queued"]').classList.toggle("full-queue", x.Free === 0 && x.Queued > 0);
     });
-    $("queues-table").tBodies[0].replaceChildren(...rows);
   }
   // showSelection names the selected queue in the titles of the detailed view.
   function showSelection(project) {
