@@ -29,9 +29,13 @@ const LocalAdminToken = "local-admin-token"
 
 // Vars lists every variable FromEnv reads, in the order of the README table.
 var Vars = []Var{
-	{Name: "REDIS_ADDR", Local: "127.0.0.1:6379", Required: true, Meaning: "Redis `host:port`."},
+	{Name: "REDIS_ADDR", Local: "127.0.0.1:6379", Required: true, Meaning: "Redis `host:port` (port 6379 when left out). Several, comma-separated: the nodes of a Redis Cluster (any of them; the client finds the rest); with REDIS_MASTER_NAME: the sentinels (port 26379 when left out). A managed cluster behind one proxy address (TencentDB for Redis cluster edition) is ONE address. See docs/REDIS.md."},
+	{Name: "REDIS_MASTER_NAME", Meaning: "Sentinel's name of the primary (empty: no Sentinel); set, REDIS_ADDR lists the sentinels."},
+	{Name: "REDIS_USERNAME", Meaning: "Redis ACL user (empty: the default user)."},
 	{Name: "REDIS_PASSWORD", Meaning: "Redis password (empty: none)."},
-	{Name: "REDIS_DB", Default: "0", Meaning: "Redis database number."},
+	{Name: "REDIS_SENTINEL_PASSWORD", Meaning: "Password of the sentinels themselves (empty: none); only with REDIS_MASTER_NAME."},
+	{Name: "REDIS_DB", Default: "0", Meaning: "Redis database number; 0 on a Redis Cluster, which has no other."},
+	{Name: "REDIS_TLS", Default: "0", Meaning: "`1`: connect to Redis (and the sentinels) over TLS, verifying the server's certificate against the system roots."},
 	{Name: "QUEUE_ID", Default: "default", Meaning: "Queue id, 1–64 of `[A-Za-z0-9_.:-]`: one queue per id, used as the Redis hash tag."},
 	{Name: "CAR_PROJECT_ID", Local: "cap-local", Required: true, Meaning: "CAR project whose slots this queue hands out; a request's `ProjectId`, when given, must equal it."},
 	{Name: "CAR_APPLICATION_ID", Meaning: "CAR application id for ApplyConcurrent (empty: the project's); a request's `ApplicationId`, when given, must equal it."},
