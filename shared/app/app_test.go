@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -55,9 +54,9 @@ func TestLazyBuildFromEnvironment(t *testing.T) {
 			srv := httptest.NewServer(emu)
 			t.Cleanup(srv.Close)
 			queueID := redistest.Prefix(t, b.Client)
-			opts := b.Client.Options()
+			redisEnv := b.Env()
 			for k, v := range map[string]string{
-				LocalEnv: "1", "REDIS_ADDR": opts.Addr, "REDIS_PASSWORD": opts.Password, "REDIS_DB": strconv.Itoa(opts.DB),
+				LocalEnv: "1", "REDIS_ADDR": redisEnv["REDIS_ADDR"], "REDIS_PASSWORD": redisEnv["REDIS_PASSWORD"], "REDIS_DB": redisEnv["REDIS_DB"],
 				"QUEUE_ID": queueID, "CAR_ENDPOINT": strings.TrimPrefix(srv.URL, "http://"), "CAR_SCHEME": "http",
 				car.EnvSecretID: caremu.LocalSecretID, car.EnvSecretKey: caremu.LocalSecretKey,
 				"CAPACITY": "not-a-number", "ADMIN_TOKEN": "admin-token-for-test",
