@@ -27,7 +27,7 @@ type workload struct {
 	mu        sync.Mutex
 	joined    map[string]bool
 	stopTried map[string]bool
-	outage    time.Duration // longest time one call kept failing
+	outage    time.Duration  // longest time one call kept failing
 	kinds     map[string]int // failures by the error's first word (TRYAGAIN, MOVED, EOF…)
 
 	calls, failures atomic.Int64
