@@ -237,3 +237,6 @@ func (c *cluster) waitConsistent(ctx context.Context) {
 		}
 	}
 }
+
+// clusterAddrs are the nodes of REDIS_CLUSTER_ADDRS.
+func clusterAddrs() []string { return redistest.ClusterAddrs() }
