@@ -25,7 +25,8 @@ var shortTimeouts = []string{
 // inside the window, expiry by the reaper, and no slot leaked at the end.
 //
 // It runs on the embedded miniredis and on a real redis-server (REDIS_ADDR when set, else one
-// the harness starts from PATH), as the harness picks one or the other.
+// the harness starts from PATH), as the harness picks one or the other, and on the Redis
+// Cluster of REDIS_CLUSTER_ADDRS (given to the harness as REDIS_ADDR="a,b,c") when set.
 func TestEndToEndOneSlot(t *testing.T) {
 	flags := []string{"-capacity", "1", "-tick", "200ms", "-cleanup-delay", "100ms"}
 	t.Run("miniredis", func(t *testing.T) {
@@ -39,6 +40,9 @@ func TestEndToEndOneSlot(t *testing.T) {
 			}
 		}
 		playOneSlot(t, startLocal(t, append(flags, "-redis", "server"), shortTimeouts...))
+	})
+	t.Run("redis-cluster", func(t *testing.T) {
+		playOneSlot(t, startLocal(t, flags, append(shortTimeouts, clusterRedisAddr(t))...))
 	})
 }
 

@@ -63,6 +63,9 @@ func startHarness(ctx context.Context, s settings, getenv func(string) string, s
 	if err == nil {
 		cfg, err = checkConfig(s, vars, getenv)
 	}
+	if err == nil && h.redis.Kind == "REDIS_ADDR" {
+		err = pingRedis(ctx, cfg)
+	}
 	if err != nil {
 		if emuLn != nil {
 			emuLn.Close()

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -81,6 +82,21 @@ type runningHarness struct {
 	killed bool // killed on purpose: cleanup expects no clean exit
 }
 
+// clusterRedisAddr returns REDIS_ADDR=<the nodes of REDIS_CLUSTER_ADDRS>, which runs the
+// harness on that Redis Cluster, or skips the test when it is unset (fails it under CI=true,
+// where .ci/run starts the cluster).
+func clusterRedisAddr(t *testing.T) string {
+	t.Helper()
+	addrs := redistest.ClusterAddrs()
+	if len(addrs) == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("REDIS_CLUSTER_ADDRS is unset under CI=true: .ci/run starts a Redis Cluster (scripts/redis-cluster.sh)")
+		}
+		t.Skip("REDIS_CLUSTER_ADDRS unset: start a cluster with scripts/redis-cluster.sh start and set REDIS_CLUSTER_ADDRS=$(scripts/redis-cluster.sh addrs)")
+	}
+	return "REDIS_ADDR=" + strings.Join(addrs, ",")
+}
+
 // startLocal starts the harness with flags and extra environment (NAME=value) and waits until
 // it serves. On cleanup it stops it with SIGINT, as Ctrl-C would, and checks it exits cleanly.
 func startLocal(t *testing.T, flags []string, env ...string) *runningHarness {
@@ -101,9 +117,17 @@ func startLocal(t *testing.T, flags []string, env ...string) *runningHarness {
 	go func() { h.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		h.stop(t)
-		// On a shared Redis (REDIS_ADDR), remove this test's queue, and only it.
-		if addr := os.Getenv("REDIS_ADDR"); addr != "" {
-			rdb := redis.NewClient(&redis.Options{Addr: addr})
+		// On a shared Redis (REDIS_ADDR, the test's own or else the process's), remove this
+		// test's queue, and only it.
+		addr := os.Getenv("REDIS_ADDR")
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, "REDIS_ADDR="); ok {
+				addr = v
+			}
+		}
+		if addr != "" {
+			// Several addresses: a cluster client, as the functions build (queue.Connect).
+			rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(addr, ","), Protocol: 2})
 			defer rdb.Close()
 			redistest.DeleteMatching(context.Background(), rdb, "*"+queue+"*")
 		}

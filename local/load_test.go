@@ -16,17 +16,26 @@ import (
 //
 // The harness is a real process, so this takes real time (about 15 s); every wait has a
 // deadline and nothing asserts on elapsed time. Redis is the one the harness picks (REDIS_ADDR
-// when set, else a redis-server from PATH, else the embedded one).
+// when set, else a redis-server from PATH, else the embedded one), and again on the Redis
+// Cluster of REDIS_CLUSTER_ADDRS when that is set.
 func TestLoadWithCARFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test: about 15 s of real time")
 	}
+	// 2.4 × POLL_MAX_INTERVAL ≤ QUEUE_IDLE_TIMEOUT, as shared/config requires.
+	env := []string{"HEARTBEAT_TIMEOUT=2s", "READY_TIMEOUT=3s", "QUEUE_IDLE_TIMEOUT=10s",
+		"POLL_MIN_INTERVAL=200ms", "POLL_MAX_INTERVAL=1s"}
+	t.Run("harness-redis", func(t *testing.T) { loadWithCARFaults(t, env...) })
+	t.Run("redis-cluster", func(t *testing.T) {
+		loadWithCARFaults(t, append(env, clusterRedisAddr(t))...)
+	})
+}
+
+func loadWithCARFaults(t *testing.T, env ...string) {
 	h := startLocal(t,
 		[]string{"-capacity", "4", "-tick", "200ms", "-cleanup-delay", "200ms",
 			"-emulator-faults", "*:InternalError=0.1,*:latency=2ms~8ms"},
-		// 2.4 × POLL_MAX_INTERVAL ≤ QUEUE_IDLE_TIMEOUT, as shared/config requires.
-		"HEARTBEAT_TIMEOUT=2s", "READY_TIMEOUT=3s", "QUEUE_IDLE_TIMEOUT=10s",
-		"POLL_MIN_INTERVAL=200ms", "POLL_MAX_INTERVAL=1s")
+		env...)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/carqueue/carqueue/shared/config"
+	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -47,6 +49,31 @@ func openRedis(ctx context.Context, mode string, getenv func(string) string) (*r
 		return nil, fmt.Errorf("start embedded miniredis: %w", err)
 	}
 	return &redisBackend{Addr: m.Addr(), Kind: "embedded miniredis", close: m.Close}, nil
+}
+
+// pingRedis checks that the Redis of REDIS_ADDR answers, through the client the functions
+// build (queue.Connect: single node, cluster or Sentinel, as the configuration says), so a
+// wrong address or topology stops the harness at start-up instead of failing every request.
+func pingRedis(ctx context.Context, cfg config.Config) error {
+	rdb, err := queue.Connect(redisConnOptions(cfg))
+	if err != nil {
+		return fmt.Errorf("REDIS_ADDR: %w", err)
+	}
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("REDIS_ADDR=%s set but not answering: %w", cfg.RedisAddr, err)
+	}
+	return nil
+}
+
+// redisConnOptions are the functions' connection settings (shared/app builds the same).
+func redisConnOptions(cfg config.Config) queue.ConnOptions {
+	return queue.ConnOptions{
+		Addrs: cfg.RedisAddrs, MasterName: cfg.RedisMasterName, Username: cfg.RedisUsername,
+		Password: cfg.RedisPassword, SentinelPassword: cfg.RedisSentinelPassword, DB: cfg.RedisDB, TLS: cfg.RedisTLS,
+	}
 }
 
 // startRedisServer runs redis-server on a free local port until close. A port taken between

@@ -120,10 +120,7 @@ func TestFunctionsOverTheSCFProtocol(t *testing.T) {
 			}
 			srv := httptest.NewServer(emu)
 			t.Cleanup(srv.Close)
-			redisAddr := os.Getenv("REDIS_ADDR")
-			if b.Mini != nil {
-				redisAddr = b.Mini.Addr()
-			}
+			redisAddr := b.Env()["REDIS_ADDR"]
 			env := []string{
 				"PATH=" + os.Getenv("PATH"),
 				"REDIS_ADDR=" + redisAddr,

@@ -51,7 +51,7 @@ var (
 // secretNames are never printed, even by accident (see redact): the functions' secrets and
 // the deployer's own keys, which a .env may hold for the CLI.
 var secretNames = []string{
-	"TICKET_SECRET", "TICKET_SECRET_PREVIOUS", "ADMIN_TOKEN", "REDIS_PASSWORD",
+	"TICKET_SECRET", "TICKET_SECRET_PREVIOUS", "ADMIN_TOKEN", "REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD",
 	"TENCENT_SECRET_ID", "TENCENT_SECRET_KEY", "TENCENT_TOKEN",
 	"TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN",
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -55,9 +54,9 @@ func TestLazyBuildFromEnvironment(t *testing.T) {
 			srv := httptest.NewServer(emu)
 			t.Cleanup(srv.Close)
 			queueID := redistest.Prefix(t, b.Client)
-			opts := b.Client.Options()
+			redisEnv := b.Env()
 			for k, v := range map[string]string{
-				LocalEnv: "1", "REDIS_ADDR": opts.Addr, "REDIS_PASSWORD": opts.Password, "REDIS_DB": strconv.Itoa(opts.DB),
+				LocalEnv: "1", "REDIS_ADDR": redisEnv["REDIS_ADDR"], "REDIS_PASSWORD": redisEnv["REDIS_PASSWORD"], "REDIS_DB": redisEnv["REDIS_DB"],
 				"QUEUE_ID": queueID, "CAR_ENDPOINT": strings.TrimPrefix(srv.URL, "http://"), "CAR_SCHEME": "http",
 				car.EnvSecretID: caremu.LocalSecretID, car.EnvSecretKey: caremu.LocalSecretKey,
 				"CAPACITY": "not-a-number", "ADMIN_TOKEN": "admin-token-for-test",
@@ -161,9 +160,9 @@ func TestQueuesFromConfiguration(t *testing.T) {
 			srv := httptest.NewServer(emu)
 			t.Cleanup(srv.Close)
 			id := redistest.Prefix(t, b.Client) // in every key: queue ids and user ids
-			opts := b.Client.Options()
+			redisEnv := b.Env()
 			for k, v := range map[string]string{
-				LocalEnv: "1", "REDIS_ADDR": opts.Addr, "REDIS_PASSWORD": opts.Password, "REDIS_DB": strconv.Itoa(opts.DB),
+				LocalEnv: "1", "REDIS_ADDR": redisEnv["REDIS_ADDR"], "REDIS_PASSWORD": redisEnv["REDIS_PASSWORD"], "REDIS_DB": redisEnv["REDIS_DB"],
 				"CAR_ENDPOINT": strings.TrimPrefix(srv.URL, "http://"), "CAR_SCHEME": "http",
 				car.EnvSecretID: caremu.LocalSecretID, car.EnvSecretKey: caremu.LocalSecretKey, "ADMIN_TOKEN": "admin-token-for-test",
 				"REAPER_RUN_TIME": "30s", "QUEUES": `[{"Id":"` + id + `a","ProjectId":"cap-a","Capacity":1},{"Id":"` + id + `b","ProjectId":"cap-b","Capacity":0}]`,

@@ -89,12 +89,16 @@ func BuildFrom(cfg config.Config, getenv func(string) string, rdb redis.Universa
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	if rdb == nil {
-		rdb = redis.NewClient(&redis.Options{
-			Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB,
-			Protocol: 2, PoolSize: redisPoolSize, DialTimeout: redisDialTimeout,
-			ReadTimeout: redisReadTimeout, WriteTimeout: redisWriteTimeout, PoolTimeout: redisReadTimeout,
-			ContextTimeoutEnabled: true,
+		var err error
+		rdb, err = queue.Connect(queue.ConnOptions{
+			Addrs: cfg.RedisAddrs, MasterName: cfg.RedisMasterName, Username: cfg.RedisUsername,
+			Password: cfg.RedisPassword, SentinelPassword: cfg.RedisSentinelPassword, DB: cfg.RedisDB, TLS: cfg.RedisTLS,
+			PoolSize: redisPoolSize, DialTimeout: redisDialTimeout, ReadTimeout: redisReadTimeout,
+			WriteTimeout: redisWriteTimeout, PoolTimeout: redisReadTimeout,
 		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	a, err := assemble(cfg, getenv, rdb, logger)
 	if err != nil {

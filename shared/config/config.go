@@ -23,10 +23,18 @@ const MaxBatch = 10000
 type Config struct {
 	Local bool // built for the local harness (dev defaults allowed)
 
-	RedisAddr     string
-	RedisPassword string
-	RedisDB       int
-	QueueID       string
+	// RedisAddr is REDIS_ADDR as written (the local harness passes it on); RedisAddrs is its
+	// list, each host:port (6379, or 26379 for sentinels, where no port was given). Several
+	// addresses without RedisMasterName mean a Redis Cluster; with it, the sentinels.
+	RedisAddr             string
+	RedisAddrs            []string
+	RedisMasterName       string // Sentinel's name of the primary; "" without Sentinel
+	RedisUsername         string // ACL user; "" for the default user
+	RedisPassword         string
+	RedisSentinelPassword string // the sentinels' own password; "" when they have none
+	RedisDB               int
+	RedisTLS              bool
+	QueueID               string
 
 	CARProjectID            string
 	CARApplicationID        string
@@ -121,9 +129,17 @@ func FromEnv(getenv func(string) string, local bool) (Config, error) {
 
 // read parses every variable into c, recording one error per bad one.
 func (r *reader) read(c *Config) {
-	c.RedisAddr = r.hostPort("REDIS_ADDR")
+	c.RedisMasterName = r.id("REDIS_MASTER_NAME", 128, "1–128 of [A-Za-z0-9_.:-]")
+	redisPort := "6379"
+	if c.RedisMasterName != "" {
+		redisPort = "26379"
+	}
+	c.RedisAddr, c.RedisAddrs = r.hostPorts("REDIS_ADDR", redisPort)
+	c.RedisUsername = r.str("REDIS_USERNAME")
 	c.RedisPassword = r.str("REDIS_PASSWORD")
+	c.RedisSentinelPassword = r.str("REDIS_SENTINEL_PASSWORD")
 	c.RedisDB = r.intRange("REDIS_DB", 0, 1<<20)
+	c.RedisTLS = r.oneOf("REDIS_TLS", "0", "1") == "1"
 	c.QueueID = r.id("QUEUE_ID", 64, "1–64 of [A-Za-z0-9_.:-]")
 	c.CARProjectID = r.id("CAR_PROJECT_ID", 128, "1–128 of [A-Za-z0-9_.:-]")
 	c.CARApplicationID = r.id("CAR_APPLICATION_ID", 128, "1–128 of [A-Za-z0-9_.:-]")
@@ -166,6 +182,10 @@ func (r *reader) read(c *Config) {
 	c.CORSOrigin = r.str("CORS_ORIGIN")
 	c.LogLevel = r.logLevel("LOG_LEVEL")
 }
+
+// RedisCluster reports whether the configuration names a Redis Cluster: several addresses and
+// no Sentinel master name.
+func (c Config) RedisCluster() bool { return len(c.RedisAddrs) > 1 && c.RedisMasterName == "" }
 
 // derive fills in what was left unset so that it fits the values it depends on, and the CAR
 // budget. A value that failed to parse is 0 and derives nothing (its error is already there).

@@ -98,7 +98,7 @@ func TestAllVariablesParsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		RedisAddr: "10.0.0.5:6379", RedisPassword: "pw", RedisDB: 3, QueueID: "q-1",
+		RedisAddr: "10.0.0.5:6379", RedisAddrs: []string{"10.0.0.5:6379"}, RedisPassword: "pw", RedisDB: 3, QueueID: "q-1",
 		CARProjectID: "cap-abc", CARApplicationID: "app-1", CARApplicationVersionID: "ver-1",
 		CAREndpoint: "127.0.0.1:9000", CARScheme: "http", CARRegion: "ap-guangzhou", CARRunMode: "RunWithoutClient",
 		CARCallTimeout: 5 * time.Second, CARMaxRetries: 1, CARLockTTL: 20 * time.Second, CARBudget: 16666 * time.Millisecond,
@@ -135,7 +135,12 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"REDIS_ADDR", "", "required"},
 		{"REDIS_ADDR", "redis://x:6379", "host[:port]"},
 		{"REDIS_ADDR", "x:99999", "port"},
+		{"REDIS_ADDR", "a:1,,b:2", "without empty items"},
+		{"REDIS_ADDR", "a:1,b:99999", "port 1–65535 (address 2 of 2)"},
+		{"REDIS_ADDR", "a:1, redis://b:2", "without scheme or path (address 2 of 2)"},
 		{"REDIS_DB", "-1", "integer"},
+		{"REDIS_MASTER_NAME", "my{master}", "A-Za-z0-9"},
+		{"REDIS_TLS", "yes", "one of 0, 1"},
 		{"QUEUE_ID", "a{b}", "A-Za-z0-9"},
 		{"QUEUE_ID", strings.Repeat("q", 65), "1–64"},
 		{"CAR_PROJECT_ID", "", "required"},
@@ -191,6 +196,38 @@ func TestAddressWithCredentialsNotEchoed(t *testing.T) {
 	_, err := FromEnv(env(m), false)
 	if err == nil || !strings.Contains(err.Error(), "REDIS_ADDR: want host[:port]") || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error %v should name REDIS_ADDR and not echo its value", err)
+	}
+}
+
+// The Redis topology follows REDIS_ADDR and REDIS_MASTER_NAME (API.md): one address is a single
+// node (or a cluster proxy), several are a Redis Cluster, REDIS_MASTER_NAME makes them sentinels.
+// A missing port is Redis's (6379) or Sentinel's (26379).
+func TestRedisTopologies(t *testing.T) {
+	cases := []struct {
+		env     []string
+		addrs   []string
+		cluster bool
+	}{
+		{[]string{"REDIS_ADDR", "10.0.0.5"}, []string{"10.0.0.5:6379"}, false},
+		{[]string{"REDIS_ADDR", " 10.0.0.5:7000, 10.0.0.6:7001 ,10.0.0.7"}, []string{"10.0.0.5:7000", "10.0.0.6:7001", "10.0.0.7:6379"}, true},
+		{[]string{"REDIS_ADDR", "[::1]:7000,[::1]"}, []string{"[::1]:7000", "[::1]:6379"}, true},
+		{[]string{"REDIS_ADDR", "s1,s2:5000", "REDIS_MASTER_NAME", "mymaster", "REDIS_DB", "2"}, []string{"s1:26379", "s2:5000"}, false},
+	}
+	for _, tc := range cases {
+		c, err := FromEnv(env(with(tc.env...)), false)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if !reflect.DeepEqual(c.RedisAddrs, tc.addrs) || c.RedisCluster() != tc.cluster {
+			t.Errorf("%v: addrs %q cluster %v, want %q %v", tc.env, c.RedisAddrs, c.RedisCluster(), tc.addrs, tc.cluster)
+		}
+		if want := strings.TrimSpace(with(tc.env...)["REDIS_ADDR"]); c.RedisAddr != want {
+			t.Errorf("RedisAddr = %q, want the raw %q", c.RedisAddr, want)
+		}
+	}
+	c, err := FromEnv(env(with("REDIS_USERNAME", "app", "REDIS_TLS", "1", "REDIS_MASTER_NAME", "m", "REDIS_SENTINEL_PASSWORD", "spw")), false)
+	if err != nil || c.RedisUsername != "app" || !c.RedisTLS || c.RedisMasterName != "m" || c.RedisSentinelPassword != "spw" {
+		t.Fatalf("%+v %v", c, err)
 	}
 }
 

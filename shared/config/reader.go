@@ -204,25 +204,69 @@ func (r *reader) hostPort(name string) string {
 	if !ok || s == "" {
 		return s
 	}
+	if r.checkHostPort(name, s, "") {
+		return s
+	}
+	return ""
+}
+
+// hostPorts reads a comma-separated list of host[:port] (one or more), giving each address
+// without a port defaultPort. It returns the raw value (trimmed) and the addresses.
+func (r *reader) hostPorts(name, defaultPort string) (string, []string) {
+	s, ok := r.raw(name)
+	if !ok || s == "" {
+		return s, nil
+	}
+	if strings.Contains(s, "@") {
+		// Checked on the whole value first so that no part of a password is echoed.
+		r.checkHostPort(name, s, "")
+		return "", nil
+	}
+	parts := strings.Split(s, ",")
+	var out []string
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		where := ""
+		if len(parts) > 1 {
+			where = fmt.Sprintf(" (address %d of %d)", i+1, len(parts))
+		}
+		if p == "" {
+			r.failGot(name, s, "comma-separated host[:port] without empty items")
+			return "", nil
+		}
+		if !r.checkHostPort(name, p, where) {
+			return "", nil
+		}
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			p = net.JoinHostPort(strings.Trim(p, "[]"), defaultPort)
+		}
+		out = append(out, p)
+	}
+	return s, out
+}
+
+// checkHostPort records an error when s is not host[:port]; where says which item of a list
+// it is. A value with credentials is never echoed.
+func (r *reader) checkHostPort(name, s, where string) bool {
 	if strings.Contains(s, "@") {
 		// A URL with credentials (redis://user:password@host): the value must not be echoed.
 		r.fail(name, "host[:port] without scheme, credentials or path (the value is not shown: it may hold a password)")
-		return ""
+		return false
 	}
-	if strings.Contains(s, "://") || strings.ContainsAny(s, "/ ") {
-		r.failGot(name, s, "host[:port] without scheme or path")
-		return ""
+	if strings.Contains(s, "://") || strings.ContainsAny(s, "/ ,") {
+		r.failGot(name, s, "host[:port] without scheme or path%s", where)
+		return false
 	}
 	if strings.Contains(s, ":") && !strings.HasSuffix(s, "]") {
 		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
-			r.failGot(name, s, "host[:port]")
-			return ""
+			r.failGot(name, s, "host[:port]%s", where)
+			return false
 		} else if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-			r.failGot(name, s, "host[:port] with a port 1–65535")
-			return ""
+			r.failGot(name, s, "host[:port] with a port 1–65535%s", where)
+			return false
 		}
 	}
-	return s
+	return true
 }
 
 // rates parses "Action=rate,Action=rate".

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -64,6 +65,26 @@ func div24(d time.Duration) time.Duration { return (d * 10 / 24).Truncate(time.M
 
 // Rules lists every relation between settings, in the order of the README list.
 var Rules = []Rule{
+	{
+		Var: "REDIS_DB", Other: "REDIS_ADDR",
+		Text: "`REDIS_DB` = 0 when `REDIS_ADDR` lists several nodes without `REDIS_MASTER_NAME` (a Redis Cluster)",
+		Why:  "because a Redis Cluster has only database 0 and refuses SELECT",
+		check: func(f facts) (string, string, bool) {
+			c := f.c
+			return strconv.Itoa(c.RedisDB), fmt.Sprintf("0 with the %d cluster nodes of REDIS_ADDR", len(c.RedisAddrs)),
+				c.RedisCluster() && c.RedisDB != 0
+		},
+	},
+	{
+		Var: "REDIS_SENTINEL_PASSWORD", Other: "REDIS_MASTER_NAME",
+		Text: "`REDIS_SENTINEL_PASSWORD` needs `REDIS_MASTER_NAME`",
+		Why:  "because only Sentinel uses it: set without it, it is a mistake that would be silently ignored",
+		check: func(f facts) (string, string, bool) {
+			c := f.c
+			// A password: no got.
+			return "", "empty, or REDIS_MASTER_NAME set", c.RedisSentinelPassword != "" && c.RedisMasterName == ""
+		},
+	},
 	{
 		Var: "HEARTBEAT_INTERVAL", Other: "HEARTBEAT_TIMEOUT",
 		Text: "`HEARTBEAT_INTERVAL` ≤ `HEARTBEAT_TIMEOUT`/2",

@@ -23,6 +23,8 @@ func TestRelations(t *testing.T) {
 		env  []string // on top of prod()
 		want string   // in the message, besides both names
 	}{
+		{"REDIS_DB REDIS_ADDR", []string{"REDIS_ADDR", "a:7000,b:7000,c:7000", "REDIS_DB", "1"}, "got 1, want 0 with the 3 cluster nodes of REDIS_ADDR, because a Redis Cluster has only database 0"},
+		{"REDIS_SENTINEL_PASSWORD REDIS_MASTER_NAME", []string{"REDIS_SENTINEL_PASSWORD", "pw"}, "want empty, or REDIS_MASTER_NAME set, because only Sentinel"},
 		{"HEARTBEAT_INTERVAL HEARTBEAT_TIMEOUT", []string{"HEARTBEAT_TIMEOUT", "50s", "HEARTBEAT_INTERVAL", "26s"}, "got 26s, want at most HEARTBEAT_TIMEOUT/2 (25s), so one lost heartbeat"},
 		{"READY_TIMEOUT HEARTBEAT_INTERVAL", []string{"HEARTBEAT_INTERVAL", "20s", "READY_TIMEOUT", "30s"}, "got 30s, want at least 2 × HEARTBEAT_INTERVAL (40s), so a Ready user"},
 		{"QUEUE_IDLE_TIMEOUT POLL_MIN_INTERVAL", []string{"QUEUE_IDLE_TIMEOUT", "3s", "POLL_MIN_INTERVAL", "2s"}, "got 3s, want at least 2.4 × POLL_MIN_INTERVAL (4.8s)"},

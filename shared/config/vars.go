@@ -29,9 +29,13 @@ const LocalAdminToken = "local-admin-token"
 
 // Vars lists every variable FromEnv reads, in the order of the README table.
 var Vars = []Var{
-	{Name: "REDIS_ADDR", Local: "127.0.0.1:6379", Required: true, Meaning: "Redis `host:port`."},
+	{Name: "REDIS_ADDR", Local: "127.0.0.1:6379", Required: true, Meaning: "Redis `host:port` (port 6379 when left out). Several, comma-separated: the nodes of a Redis Cluster (any of them; the client finds the rest); with REDIS_MASTER_NAME: the sentinels (port 26379 when left out). A managed cluster behind one proxy address (TencentDB for Redis cluster edition) is ONE address. See docs/REDIS.md."},
+	{Name: "REDIS_MASTER_NAME", Meaning: "Sentinel's name of the primary (empty: no Sentinel); set, REDIS_ADDR lists the sentinels."},
+	{Name: "REDIS_USERNAME", Meaning: "Redis ACL user (empty: the default user)."},
 	{Name: "REDIS_PASSWORD", Meaning: "Redis password (empty: none)."},
-	{Name: "REDIS_DB", Default: "0", Meaning: "Redis database number."},
+	{Name: "REDIS_SENTINEL_PASSWORD", Meaning: "Password of the sentinels themselves (empty: none); only with REDIS_MASTER_NAME."},
+	{Name: "REDIS_DB", Default: "0", Meaning: "Redis database number; 0 on a Redis Cluster, which has no other."},
+	{Name: "REDIS_TLS", Default: "0", Meaning: "`1`: connect to Redis (and the sentinels) over TLS, verifying the server's certificate against the system roots."},
 	{Name: "QUEUES", Meaning: "The deployment's queues, a JSON array of `{\"Id\", \"ProjectId\", \"Capacity\", …}` (fields and an example under [Many queues](#many-queues-in-one-deployment)); empty: one queue from QUEUE_ID, CAR_PROJECT_ID, CAR_APPLICATION_ID, CAR_APPLICATION_VERSION_ID and CAPACITY, which must then not be set. A request picks its queue by `QueueId`, else `ProjectId` (+ `ApplicationId`), else the first queue."},
 	{Name: "QUEUES_FILE", Meaning: "A file holding the QUEUES array instead (SCF caps the size of the environment); at most one of the two."},
 	{Name: "QUEUE_ID", Default: "default", Meaning: "Queue id, 1–64 of `[A-Za-z0-9_.:-]`: one queue per id, used as the Redis hash tag."},

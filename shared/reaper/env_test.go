@@ -122,7 +122,7 @@ func (e *env) useCAR(c session.CAR) {
 }
 
 // reaperWith builds another reaper on the same queue id with its own Redis client and CAR.
-func (e *env) reaperWith(rdb *redis.Client, c session.CAR, tune func(*Options)) *Reaper {
+func (e *env) reaperWith(rdb redis.UniversalClient, c session.CAR, tune func(*Options)) *Reaper {
 	e.t.Helper()
 	q := e.newQueue(rdb)
 	return e.newReaper(q, e.newSessions(q, c), tune)

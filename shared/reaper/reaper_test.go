@@ -279,8 +279,7 @@ func TestRunKilledAfterApplyConcurrentIsFinishedByTheNextRun(t *testing.T) {
 	for _, b := range redistest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			e := newEnv(t, b, envOpts{capacity: 1, slots: 1})
-			o := b.Client.Options()
-			doomed := redis.NewClient(&redis.Options{Addr: o.Addr, Password: o.Password, DB: o.DB, Protocol: 2})
+			doomed := b.NewClient()
 			dying := e.reaperWith(doomed, &dyingCAR{next: e.car, die: func() { _ = doomed.Close() }}, nil)
 			e.join("u01")
 

@@ -1,8 +1,10 @@
 // Package redistest gives tests the Redis servers they must pass against: always an embedded
-// miniredis, and also the real redis-server named by REDIS_ADDR when that variable is set.
+// miniredis; also the real redis-server named by REDIS_ADDR when that variable is set; and a
+// real Redis Cluster when REDIS_CLUSTER_ADDRS lists its nodes (scripts/redis-cluster.sh starts
+// one on local ports).
 //
 // Tests never flush a database: each test gets a key prefix of its own (Prefix), and Cleanup
-// deletes only the keys under that prefix, so a shared redis-server is safe to use.
+// deletes only the keys under that prefix, so a shared redis-server or cluster is safe to use.
 package redistest
 
 import (
@@ -11,27 +13,49 @@ import (
 	"encoding/hex"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 )
 
-// Backend is one Redis server a test runs against.
+// Backend is one Redis server (or cluster) a test runs against.
 type Backend struct {
-	Name   string // "miniredis" or "redis-server"
-	Client *redis.Client
+	Name string // "miniredis", "redis-server" or "redis-cluster"
+	// Client is a *redis.Client, or a *redis.ClusterClient for "redis-cluster".
+	Client redis.UniversalClient
 	// Mini is the embedded server (nil for a real redis-server); tests may use it to
 	// fast-forward TTLs.
 	Mini *miniredis.Miniredis
+
+	open func() redis.UniversalClient // another client to the same server
+	env  map[string]string            // REDIS_* variables that reach it
 }
 
-// Backends returns the embedded server and, when REDIS_ADDR is set, the real one. Each
-// client is closed when the test ends.
+// NewClient returns another client of the same kind to the same server or cluster, which the
+// caller closes: for a test that must lose its connection while others keep theirs.
+func (b Backend) NewClient() redis.UniversalClient { return b.open() }
+
+// Env returns the REDIS_ADDR, REDIS_PASSWORD and REDIS_DB that make the functions (shared/app,
+// the local harness) reach this backend; for a cluster REDIS_ADDR lists its nodes.
+func (b Backend) Env() map[string]string {
+	out := make(map[string]string, len(b.env))
+	for k, v := range b.env {
+		out[k] = v
+	}
+	return out
+}
+
+// Backends returns the embedded server, the real one when REDIS_ADDR is set and the cluster
+// when REDIS_CLUSTER_ADDRS is set. Each client is closed when the test ends.
 func Backends(t testing.TB) []Backend {
 	t.Helper()
 	out := []Backend{Embedded(t)}
 	if b, ok := Real(t); ok {
+		out = append(out, b)
+	}
+	if b, ok := Cluster(t); ok {
 		out = append(out, b)
 	}
 	return out
@@ -41,9 +65,11 @@ func Backends(t testing.TB) []Backend {
 func Embedded(t testing.TB) Backend {
 	t.Helper()
 	m := miniredis.RunT(t)
-	c := redis.NewClient(&redis.Options{Addr: m.Addr(), Protocol: 2})
+	open := func() redis.UniversalClient { return redis.NewClient(&redis.Options{Addr: m.Addr(), Protocol: 2}) }
+	c := open()
 	t.Cleanup(func() { _ = c.Close() })
-	return Backend{Name: "miniredis", Client: c, Mini: m}
+	return Backend{Name: "miniredis", Client: c, Mini: m, open: open,
+		env: map[string]string{"REDIS_ADDR": m.Addr(), "REDIS_PASSWORD": "", "REDIS_DB": "0"}}
 }
 
 // Real returns a client to the redis-server at REDIS_ADDR (REDIS_PASSWORD, REDIS_DB honoured),
@@ -55,19 +81,61 @@ func Real(t testing.TB) (Backend, bool) {
 		return Backend{}, false
 	}
 	db, _ := strconv.Atoi(os.Getenv("REDIS_DB"))
-	c := redis.NewClient(&redis.Options{
-		Addr: addr, Password: os.Getenv("REDIS_PASSWORD"), DB: db, Protocol: 2, PoolSize: 128,
-	})
+	open := func() redis.UniversalClient {
+		return redis.NewClient(&redis.Options{
+			Addr: addr, Password: os.Getenv("REDIS_PASSWORD"), DB: db, Protocol: 2, PoolSize: 128,
+		})
+	}
+	c := open()
 	if err := c.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("REDIS_ADDR=%s set but not answering: %v", addr, err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	return Backend{Name: "redis-server", Client: c}, true
+	return Backend{Name: "redis-server", Client: c, open: open, env: map[string]string{
+		"REDIS_ADDR": addr, "REDIS_PASSWORD": os.Getenv("REDIS_PASSWORD"), "REDIS_DB": strconv.Itoa(db)}}, true
+}
+
+// ClusterAddrs returns the nodes listed in REDIS_CLUSTER_ADDRS (comma-separated host:port),
+// or nil when it is unset.
+func ClusterAddrs() []string {
+	var out []string
+	for _, a := range strings.Split(os.Getenv("REDIS_CLUSTER_ADDRS"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Cluster returns a cluster client to the Redis Cluster at REDIS_CLUSTER_ADDRS
+// (REDIS_CLUSTER_PASSWORD honoured), or false when it is unset. It fails the test when the
+// cluster does not answer on every primary.
+func Cluster(t testing.TB) (Backend, bool) {
+	t.Helper()
+	addrs := ClusterAddrs()
+	if len(addrs) == 0 {
+		return Backend{}, false
+	}
+	open := func() redis.UniversalClient {
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: addrs, Password: os.Getenv("REDIS_CLUSTER_PASSWORD"), Protocol: 2, PoolSize: 128,
+		})
+	}
+	c := open().(*redis.ClusterClient)
+	ctx := context.Background()
+	err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.Ping(ctx).Err() })
+	if err != nil {
+		_ = c.Close()
+		t.Fatalf("REDIS_CLUSTER_ADDRS=%s set but the cluster does not answer: %v", strings.Join(addrs, ","), err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return Backend{Name: "redis-cluster", Client: c, open: open, env: map[string]string{
+		"REDIS_ADDR": strings.Join(addrs, ","), "REDIS_PASSWORD": os.Getenv("REDIS_CLUSTER_PASSWORD"), "REDIS_DB": "0"}}, true
 }
 
 // Prefix returns a unique name for a test's keys (use it as a queue id) and deletes every
 // key containing it when the test ends.
-func Prefix(t testing.TB, c *redis.Client) string {
+func Prefix(t testing.TB, c redis.UniversalClient) string {
 	t.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
@@ -76,18 +144,42 @@ func Prefix(t testing.TB, c *redis.Client) string {
 	return id
 }
 
-// DeleteMatching removes the keys that match pattern, and only those.
-func DeleteMatching(ctx context.Context, c *redis.Client, pattern string) {
+// DeleteMatching removes the keys that match pattern, and only those. On a cluster it scans
+// every primary, and deletes key by key (one command may not span hash slots).
+func DeleteMatching(ctx context.Context, c redis.UniversalClient, pattern string) {
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			deleteOnNode(ctx, m, pattern, false)
+			return nil
+		})
+		return
+	}
+	deleteOnNode(ctx, c, pattern, true)
+}
+
+// deleteOnNode scans one server; batch says whether one UNLINK may name several keys.
+func deleteOnNode(ctx context.Context, c redis.UniversalClient, pattern string, batch bool) {
 	iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
-	var batch []string
+	var keys []string
+	flush := func() {
+		if batch {
+			c.Unlink(ctx, keys...)
+		} else {
+			p := c.Pipeline()
+			for _, k := range keys {
+				p.Unlink(ctx, k)
+			}
+			_, _ = p.Exec(ctx)
+		}
+		keys = keys[:0]
+	}
 	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 500 {
-			c.Unlink(ctx, batch...)
-			batch = batch[:0]
+		keys = append(keys, iter.Val())
+		if len(keys) == 500 {
+			flush()
 		}
 	}
-	if len(batch) > 0 {
-		c.Unlink(ctx, batch...)
+	if len(keys) > 0 {
+		flush()
 	}
 }
