@@ -180,6 +180,7 @@ func buildQueue(cfg config.Config, qc config.Queue, rdb redis.UniversalClient, c
 		QueueID: qc.ID, Capacity: qc.Capacity, LockSpace: space,
 		QueueIdleTimeout: qc.QueueIdleTimeout, HeartbeatTimeout: qc.HeartbeatTimeout, ReadyTimeout: qc.ReadyTimeout,
 		ClaimLease: cfg.ClaimLease, GoneRetention: cfg.GoneRetention, RateWindow: cfg.RateWindow,
+		OutageGrace: cfg.ReaperOutageGrace,
 	})
 	if err != nil {
 		return nil, err // the constructor names itself

@@ -75,6 +75,7 @@ type Config struct {
 	StopReleaseWait                  time.Duration
 	ReleaseRetryMin, ReleaseRetryMax time.Duration
 	ReaperLease                      time.Duration
+	ReaperOutageGrace                time.Duration
 	ReaperRunTime                    time.Duration
 	ReaperPause                      time.Duration
 	ReaperMaxAdmit                   int
@@ -169,6 +170,7 @@ func (r *reader) read(c *Config) {
 	c.ReaperBatch = r.intRange("REAPER_BATCH", 1, MaxBatch)
 	c.ReaperMaxBatches = r.intRange("REAPER_MAX_BATCHES", 1, MaxBatch)
 	c.ReaperLease = r.duration("REAPER_LEASE", 3*time.Second)
+	c.ReaperOutageGrace = r.duration("REAPER_OUTAGE_GRACE", time.Second)
 	c.ReaperRunTime = r.duration("REAPER_RUN_TIME", time.Second)
 	c.ReaperPause = r.duration("REAPER_PAUSE", 10*time.Millisecond)
 	c.ReaperMaxAdmit = r.intRange("REAPER_MAX_ADMIT", 0, 1_000_000)

@@ -85,7 +85,7 @@ func TestAllVariablesParsed(t *testing.T) {
 		"QUEUE_IDLE_TIMEOUT": "2m", "HEARTBEAT_TIMEOUT": "40s", "READY_TIMEOUT": "45s",
 		"HEARTBEAT_INTERVAL": "10s", "POLL_MIN_INTERVAL": "2s", "POLL_MAX_INTERVAL": "20s",
 		"CLAIM_LEASE": "25s", "GONE_RETENTION": "5m", "RATE_WINDOW": "10m",
-		"REAPER_BATCH": "50", "REAPER_MAX_BATCHES": "7", "REAPER_LEASE": "4s", "REAPER_MAX_ADMIT": "5", "REAPER_PARALLEL": "4",
+		"REAPER_BATCH": "50", "REAPER_MAX_BATCHES": "7", "REAPER_LEASE": "4s", "REAPER_OUTAGE_GRACE": "25s", "REAPER_MAX_ADMIT": "5", "REAPER_PARALLEL": "4",
 		"REAPER_RUN_TIME": "25s", "REAPER_PAUSE": "250ms", "REAPER_QUEUES": "3", "CAR_TOTAL_REFRESH": "45s",
 		"STOP_RELEASE_WAIT": "3s", "RELEASE_RETRY_MIN": "2s", "RELEASE_RETRY_MAX": "30s",
 		"TICKET_SECRET_PREVIOUS": "previous-secret-0123", "ADMIN_TOKEN": "tok", "CORS_ORIGIN": "https://a.example",
@@ -105,7 +105,7 @@ func TestAllVariablesParsed(t *testing.T) {
 		Capacity: 10, QueueIdleTimeout: 2 * time.Minute, HeartbeatTimeout: 40 * time.Second, ReadyTimeout: 45 * time.Second,
 		HeartbeatInterval: 10 * time.Second, PollMinInterval: 2 * time.Second, PollMaxInterval: 20 * time.Second,
 		ClaimLease: 25 * time.Second, GoneRetention: 5 * time.Minute, RateWindow: 10 * time.Minute,
-		ReaperBatch: 50, ReaperMaxBatches: 7, ReaperLease: 4 * time.Second, ReaperMaxAdmit: 5, ReaperParallel: 4,
+		ReaperBatch: 50, ReaperMaxBatches: 7, ReaperLease: 4 * time.Second, ReaperOutageGrace: 25 * time.Second, ReaperMaxAdmit: 5, ReaperParallel: 4,
 		ReaperRunTime: 25 * time.Second, ReaperPause: 250 * time.Millisecond, ReaperQueues: 3, CARTotalRefresh: 45 * time.Second,
 		Queues: []Queue{{
 			ID: "q-1", ProjectID: "cap-abc", ApplicationID: "app-1", ApplicationVersionID: "ver-1", Capacity: 10,

@@ -166,6 +166,17 @@ var Rules = []Rule{
 		},
 	},
 	{
+		Var: "REAPER_OUTAGE_GRACE", Other: "REAPER_LEASE",
+		Text: "`REAPER_OUTAGE_GRACE` ≥ `REAPER_LEASE` + 10s",
+		Why: "because a run that died holds the next one up for REAPER_LEASE and the timer fires every 5s (serverless.yml): " +
+			"a shorter grace takes that ordinary gap for an outage and holds reaping for nothing",
+		check: func(f facts) (string, string, bool) {
+			c := f.c
+			return c.ReaperOutageGrace.String(), fmt.Sprintf("at least REAPER_LEASE + 10s (%s)", c.ReaperLease+10*time.Second),
+				pos(c.ReaperOutageGrace, c.ReaperLease) && c.ReaperOutageGrace < c.ReaperLease+10*time.Second
+		},
+	},
+	{
 		Var: "REAPER_RUN_TIME", Other: "CAR_LOCK_TTL",
 		Text: "`REAPER_RUN_TIME` ≥ `CAR_LOCK_TTL`",
 		Why:  "so a reaper run has room for one admission (up to CAR_LOCK_TTL×5/6 of CAR calls); a shorter run cuts it off and the user goes back to the front",

@@ -33,6 +33,7 @@ func TestRelations(t *testing.T) {
 		{"POLL_MIN_INTERVAL POLL_MAX_INTERVAL", []string{"POLL_MIN_INTERVAL", "5s", "POLL_MAX_INTERVAL", "4s"}, "got 5s, want at most POLL_MAX_INTERVAL (4s), so the head"},
 		{"CLAIM_LEASE CAR_LOCK_TTL", []string{"CLAIM_LEASE", "20s"}, "CLAIM_LEASE: got 20s, want at least CAR_LOCK_TTL (30s), so a claim outlives its admission"},
 		{"CAR_CALL_TIMEOUT CAR_LOCK_TTL", []string{"CAR_CALL_TIMEOUT", "26s"}, "got 26s, want at most the CAR budget, CAR_LOCK_TTL×5/6 (25s)"},
+		{"REAPER_OUTAGE_GRACE REAPER_LEASE", []string{"REAPER_OUTAGE_GRACE", "15s"}, "got 15s, want at least REAPER_LEASE + 10s (16s), because a run that died"},
 		{"REAPER_RUN_TIME CAR_LOCK_TTL", []string{"REAPER_RUN_TIME", "29s"}, "got 29s, want at least CAR_LOCK_TTL (30s), so a reaper run"},
 		{"STOP_RELEASE_WAIT CAR_LOCK_TTL", []string{"STOP_RELEASE_WAIT", "26s"}, "got 26s, want at most the CAR budget, CAR_LOCK_TTL×5/6 (25s)"},
 		{"RELEASE_RETRY_MAX RELEASE_RETRY_MIN", []string{"RELEASE_RETRY_MIN", "10s", "RELEASE_RETRY_MAX", "5s"}, "got 5s, want at least RELEASE_RETRY_MIN (10s), so the backoff"},

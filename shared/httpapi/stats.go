@@ -97,6 +97,7 @@ func counts(ctx context.Context, q *Queue) (map[string]any, error) {
 		"ReapedTotal":         st.ReapedTotal,
 		"ReapedByReason":      byReason,
 		"AdmissionsPerMinute": st.AdmissionsPerMinute,
+		"ReapHeldSeconds":     reapHeldSeconds(st.ReapHeldUntil),
 	}
 	if q.ApplicationID != "" {
 		out["ApplicationId"] = q.ApplicationID
@@ -121,4 +122,13 @@ func (a *API) adminAuthorized(header string) bool {
 	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	want := sha256.Sum256([]byte(a.d.AdminToken))
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// reapHeldSeconds is how long reaping stays held after an outage (0: not held), so an operator
+// sees why nobody is dropped right after Redis came back.
+func reapHeldSeconds(untilMS int64) float64 {
+	if untilMS == 0 {
+		return 0
+	}
+	return max(time.Until(time.UnixMilli(untilMS)).Seconds(), 0)
 }

@@ -59,13 +59,18 @@ type Options struct {
 	// CAR lock is then one key per UserId across all of them, so CAR never gets two calls
 	// for one UserId at once whichever queue makes them. Empty: the lock is the queue's own.
 	LockSpace        string
-	QueueIdleTimeout time.Duration    // queued user not polling is dropped
-	HeartbeatTimeout time.Duration    // admitted user not heartbeating is reaped
-	ReadyTimeout     time.Duration    // ready user never heartbeating is reaped
-	ClaimLease       time.Duration    // how long an admission may take before the user returns to the front
-	GoneRetention    time.Duration    // how long a departed user's reason is remembered
-	RateWindow       time.Duration    // longest span over which the admission rate is measured
-	Now              func() time.Time // the clock of every score and deadline; nil means time.Now
+	QueueIdleTimeout time.Duration // queued user not polling is dropped
+	HeartbeatTimeout time.Duration // admitted user not heartbeating is reaped
+	ReadyTimeout     time.Duration // ready user never heartbeating is reaped
+	ClaimLease       time.Duration // how long an admission may take before the user returns to the front
+	GoneRetention    time.Duration // how long a departed user's reason is remembered
+	RateWindow       time.Duration // longest span over which the admission rate is measured
+	// OutageGrace is the longest gap between two reaper lease marks (TakeLease, Extend) that
+	// is still normal; a longer one means the system could not work (Redis down or read-only,
+	// the functions not running), and reaping is then held for the longest of the three
+	// timeouts (outage.go). 0: never held.
+	OutageGrace time.Duration
+	Now         func() time.Time // the clock of every score and deadline; nil means time.Now
 }
 
 // Client is what admission needs of a user's client: CAR's ApplyConcurrent and CreateSession
@@ -124,6 +129,9 @@ type Stats struct {
 	// whose slots turn over in seconds does not report a rate diluted by minutes it never saw;
 	// 0 when there were none.
 	AdmissionsPerMinute float64
+	// ReapHeldUntil is when reaping resumes after an outage (unix ms), 0 when it is not held
+	// or the hold has passed (outage.go).
+	ReapHeldUntil int64
 }
 
 // Proof is what a caller shows the queue to act for a user: the join id its ticket names, a

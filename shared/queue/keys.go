@@ -25,6 +25,9 @@ package queue
 //	reaper string the reaper's lease, "<expiry ms>:<token>" with a PX TTL (lease.go)
 //	cfg    hash   the queue's live settings: cartotal and cartotal_at (CAR's own Total for a
 //	              Capacity-0 queue, and when it was read), cartotal_claim (who refreshes next)
+//	up     hash   the reaper's outage watch (outage.go): seen, when a reaper last held or
+//	              renewed the lease (ms); hold, until when reaping is held after an outage (ms);
+//	              outages, how many were detected
 //	lock:<user>
 //	       string the per-user CAR lock, a random token with a PX TTL (lock.go); one key per
 //	              user, so it is the one key not in the fixed list the scripts are given. With
@@ -53,11 +56,12 @@ const (
 	kReaper
 	kTkg
 	kCfg
+	kUp
 	numKeys
 )
 
 // keyNames are the queue-wide keys' names; a script names key "x" as K_X (see assemble).
-var keyNames = [numKeys]string{"line", "seen", "cs", "seq", "hold", "lease", "rdy", "act", "rel", "gone", "gr", "cnt", "rate", "reaper", "tkg", "cfg"}
+var keyNames = [numKeys]string{"line", "seen", "cs", "seq", "hold", "lease", "rdy", "act", "rel", "gone", "gr", "cnt", "rate", "reaper", "tkg", "cfg", "up"}
 
 func keyPrefix(queueID string) string { return "cq:{" + queueID + "}:" }
 

@@ -25,28 +25,45 @@ import (
 // no one beyond Capacity whoever calls it, and cannot send CAR two calls for one user at once,
 // because every CAR call of a user runs under its per-user lock (LockUser).
 
-// takeLeaseScript takes the lease unless another holder's is still running.
-// ARGV: value "<expiry ms>:<token>", now (ms), ttl (ms). Reply: 1 taken, 0 held by another.
+// takeLeaseScript takes the lease unless another holder's is still running, and keeps the
+// outage watch (outage.go): taking the lease marks K_UP's seen, and a gap since the last mark
+// longer than the grace holds reaping until now + holdFor.
+// ARGV: value "<expiry ms>:<token>", now (ms), ttl (ms), grace (ms; 0: no watch), holdFor (ms).
+// Reply: {1, hold until (ms, 0 when never held)} taken, 0 held by another.
 var takeLeaseScript = newScript("take_lease", `
+local now = tonumber(ARGV[2])
 local v = redis.call('GET', K_REAPER)
 if v then
   local exp = tonumber(string.match(v, '^(%d+):'))
-  if exp and exp > tonumber(ARGV[2]) then return 0 end
+  if exp and exp > now then return 0 end
 end
 redis.call('SET', K_REAPER, ARGV[1], 'PX', ARGV[3])
-return 1
+local grace = tonumber(ARGV[4])
+local hold = tonumber(redis.call('HGET', K_UP, 'hold')) or 0
+if grace > 0 then
+  local seen = tonumber(redis.call('HGET', K_UP, 'seen'))
+  if seen and now - seen > grace then
+    hold = math.max(hold, now + tonumber(ARGV[5]))
+    redis.call('HSET', K_UP, 'hold', hold)
+    redis.call('HINCRBY', K_UP, 'outages', 1)
+  end
+  redis.call('HSET', K_UP, 'seen', now)
+end
+return {1, hold}
 `)
 
 // extendLeaseScript is compare-and-extend: the holder moves its expiry on, only while the
 // lease is still its own and, by the queue's clock, has not run out (once it has, another run
 // may have started: the holder must stop, not carry on). ARGV: token, now (ms), the new value
-// "<expiry ms>:<token>", ttl (ms). Reply: 1 extended, 0 taken over, gone or run out.
+// "<expiry ms>:<token>", ttl (ms), "1" to mark the outage watch's seen (outage.go).
+// Reply: 1 extended, 0 taken over, gone or run out.
 var extendLeaseScript = newScript("extend_lease", `
 local v = redis.call('GET', K_REAPER)
 if not v then return 0 end
 local exp, tok = string.match(v, '^(%d+):(%x+)$')
 if tok ~= ARGV[1] or tonumber(exp) <= tonumber(ARGV[2]) then return 0 end
 redis.call('SET', K_REAPER, ARGV[3], 'PX', ARGV[4])
+if ARGV[5] == '1' then redis.call('HSET', K_UP, 'seen', ARGV[2]) end
 return 1
 `)
 
@@ -67,6 +84,8 @@ type Lease struct {
 	q     *Queue
 	token string
 
+	holdUntil int64 // when reaping resumes after an outage (unix ms by the queue's clock), from TakeLease
+
 	mu     sync.Mutex
 	expiry int64 // unix ms by the queue's clock, as last taken or extended
 	lost   bool  // an Extend found it taken over, gone or run out
@@ -85,14 +104,15 @@ func (q *Queue) TakeLease(ctx context.Context, ttl time.Duration) (*Lease, bool,
 	}
 	now := q.nowMS()
 	exp := now + ms(ttl)
-	v, err := q.run(ctx, takeLeaseScript, leaseValue(exp, tok), now, ms(ttl))
+	v, err := q.run(ctx, takeLeaseScript, leaseValue(exp, tok), now, ms(ttl), ms(q.opts.OutageGrace), ms(q.outageHold()))
 	if err != nil {
 		return nil, false, fmt.Errorf("take reaper lease: %w", err)
 	}
-	if replyInt(v) != 1 {
+	a, ok := v.([]any)
+	if !ok || len(a) != 2 || replyInt(a[0]) != 1 {
 		return nil, false, nil
 	}
-	return &Lease{q: q, token: tok, expiry: exp}, true, nil
+	return &Lease{q: q, token: tok, expiry: exp, holdUntil: replyInt(a[1])}, true, nil
 }
 
 func leaseValue(expiry int64, token string) string {
@@ -116,7 +136,11 @@ func (l *Lease) Extend(ctx context.Context, ttl time.Duration) (bool, error) {
 	}
 	now := l.q.nowMS()
 	exp := now + ms(ttl)
-	v, err := l.q.run(ctx, extendLeaseScript, l.token, now, leaseValue(exp, l.token), ms(ttl))
+	mark := "0"
+	if l.q.opts.OutageGrace > 0 {
+		mark = "1"
+	}
+	v, err := l.q.run(ctx, extendLeaseScript, l.token, now, leaseValue(exp, l.token), ms(ttl), mark)
 	if err != nil {
 		return false, fmt.Errorf("extend reaper lease: %w", err)
 	}

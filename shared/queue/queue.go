@@ -73,6 +73,9 @@ func New(rdb Scripter, opts Options) (*Queue, error) {
 			return nil, fmt.Errorf("new queue: %s must be >= 1ms, got %v: %w", d.name, d.v, ErrInvalid)
 		}
 	}
+	if opts.OutageGrace < 0 {
+		return nil, fmt.Errorf("new queue: OutageGrace must be >= 0 (0: no outage watch), got %v: %w", opts.OutageGrace, ErrInvalid)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

@@ -9,14 +9,16 @@ import (
 // statsScript reads every counter in one round trip.
 // ARGV: rateFrom (admissions after this time count), now. Reply: {queued, admitting, ready,
 // active, releasing, recentAdmissions, oldestRecentAdmission (ms; empty when none),
-// releasesRetrying, carTotal, carTotalAt, field, value, ...} (fields of the counters hash).
+// releasesRetrying, carTotal, carTotalAt, reapHeldUntil (ms; empty when never held), field,
+// value, ...} (fields of the counters hash).
 var statsScript = newScript("stats", `
 local from = '(' .. ARGV[1]
 local oldest = redis.call('ZRANGEBYSCORE', K_RATE, from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 local out = {redis.call('ZCARD', K_LINE), redis.call('ZCARD', K_LEASE), redis.call('ZCARD', K_RDY),
   redis.call('ZCARD', K_ACT), redis.call('ZCARD', K_REL), redis.call('ZCOUNT', K_RATE, from, '+inf'),
   oldest[2] or '', redis.call('ZCOUNT', K_REL, '(' .. ARGV[2], '+inf'),
-  redis.call('HGET', K_CFG, 'cartotal') or '', redis.call('HGET', K_CFG, 'cartotal_at') or ''}
+  redis.call('HGET', K_CFG, 'cartotal') or '', redis.call('HGET', K_CFG, 'cartotal_at') or '',
+  redis.call('HGET', K_UP, 'hold') or ''}
 for _, x in ipairs(redis.call('HGETALL', K_CNT)) do out[#out + 1] = x end
 return out
 `)
@@ -34,7 +36,7 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	v, err := q.run(ctx, statsScript, now-ms(q.opts.RateWindow), now)
 	var a []any
 	if err == nil {
-		a, err = replySlice(v, 10)
+		a, err = replySlice(v, 11)
 	}
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats: %w", err)
@@ -58,7 +60,10 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 	for _, r := range Reasons {
 		s.ReapedByReason[r] = 0
 	}
-	for i := 10; i+1 < len(a); i += 2 {
+	if h, _ := strconv.ParseInt(replyString(a[10]), 10, 64); h > now {
+		s.ReapHeldUntil = h
+	}
+	for i := 11; i+1 < len(a); i += 2 {
 		f, n := replyString(a[i]), replyInt(a[i+1])
 		switch {
 		case f == "admitted":

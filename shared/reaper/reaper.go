@@ -159,9 +159,12 @@ type Report struct {
 	Admitted      int
 	Requeued      int
 	Refused       int
-	LeaseLost     int            // admissions whose claim was taken over (not the reaper lease: see Ended)
-	Pauses        int            // times admission paused after a Halt
-	Renewals      int            // extensions of the reaper lease
+	LeaseLost     int // admissions whose claim was taken over (not the reaper lease: see Ended)
+	Pauses        int // times admission paused after a Halt
+	Renewals      int // extensions of the reaper lease
+	// ReapHeldUntil is set when reaping was held this run: the system had been down (the
+	// lease's outage watch, queue/outage.go) and users get a full timeout to show up again.
+	ReapHeldUntil time.Time
 	CARErrors     map[string]int // by CAR error code
 	OtherErrors   int            // failures that were not CAR answers (Redis, timeouts, busy user)
 	Duration      time.Duration
@@ -197,6 +200,10 @@ func (r *Reaper) Run(ctx context.Context) (Report, error) {
 		var cancelTime context.CancelFunc
 		work, cancelTime = context.WithTimeoutCause(work, r.opts.RunTime, errRunTime)
 		defer cancelTime()
+	}
+	rep.ReapHeldUntil = lease.ReapHeldUntil()
+	if !rep.ReapHeldUntil.After(start) {
+		rep.ReapHeldUntil = time.Time{}
 	}
 	k := &keeper{r: r, lease: lease, cancel: cancelWork, last: start, done: make(chan struct{})}
 	go k.loop(work)
@@ -251,7 +258,15 @@ func (r *Reaper) log(rep Report, err error) {
 		"reaped", reaped, "expired_claims", rep.ExpiredClaims, "released", rep.Released,
 		"admitted", rep.Admitted, "requeued", rep.Requeued, "refused", rep.Refused,
 		"lease_lost", rep.LeaseLost, "pauses", rep.Pauses, "car_errors", rep.CARErrors, "other_errors", rep.OtherErrors,
-		"duration_ms", rep.Duration.Milliseconds(), "err", errText)
+		"duration_ms", rep.Duration.Milliseconds(), "reap_held_s", heldSeconds(rep, r.opts.Now()), "err", errText)
+}
+
+// heldSeconds is how long reaping stays held after the run (0: not held).
+func heldSeconds(rep Report, now time.Time) float64 {
+	if rep.ReapHeldUntil.IsZero() {
+		return 0
+	}
+	return max(rep.ReapHeldUntil.Sub(now).Round(time.Second).Seconds(), 0)
 }
 
 // sleep waits d, or until ctx ends (false).

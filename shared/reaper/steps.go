@@ -125,6 +125,14 @@ func stepErr(ctx context.Context, err error) error {
 // per round. It reports whether anything was dropped or returned.
 func (r *Reaper) reap(ctx context.Context, k *keeper, t *tally) (bool, error) {
 	did := false
+	t.mu.Lock()
+	held := t.rep.ReapHeldUntil
+	t.mu.Unlock()
+	if r.opts.Now().Before(held) {
+		// The system was down: nobody is charged for it until everyone had a full timeout to
+		// come back (queue/outage.go).
+		return false, nil
+	}
 	for range r.opts.MaxReapBatches {
 		if !k.holding(ctx) {
 			return did, nil
