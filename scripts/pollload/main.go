@@ -80,6 +80,7 @@ func run() error {
 	hold := flag.Bool("hold", true, "first start one user and wait until it holds a slot, so the N users cannot move (run the server with capacity 1)")
 	prefix := flag.String("prefix", "", "UserId prefix (default: random per run)")
 	conns := flag.Int("conns", 0, "max keep-alive connections (default: one per user)")
+	idle := flag.Bool("idle", false, "memory per idle keep-alive connection: every user polls once on its own connection, then all stay open and idle; report the RSS growth of the given PIDs per connection")
 	flag.Parse()
 	if *prefix == "" {
 		*prefix = fmt.Sprintf("pl%06d-", rand.IntN(1_000_000))
@@ -160,6 +161,9 @@ func run() error {
 	}
 	fmt.Printf("joined %d users in %s\n", len(us), time.Since(t0).Round(time.Millisecond))
 
+	if *idle {
+		return idleConns(ctx, client, tr, *base, us, pids)
+	}
 	st := &stats{errs: map[string]int{}}
 	warm := *warmup
 	if warm == 0 {
@@ -388,4 +392,41 @@ func rssOf(pid int) int64 {
 func comm(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	return strings.TrimSpace(string(b))
+}
+
+// idleConns measures RSS per idle keep-alive connection: RSS of the PIDs with the 64 join
+// connections closed, then again after every user has polled once on a connection of its own
+// (all open at once), all idle.
+func idleConns(ctx context.Context, c *http.Client, tr *http.Transport, base string, us []*user, pids []int) error {
+	tr.CloseIdleConnections()
+	time.Sleep(2 * time.Second)
+	rss0 := make([]int64, len(pids))
+	for i, p := range pids {
+		rss0[i] = rssOf(p)
+	}
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	gate := make(chan struct{})
+	for _, u := range us {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			var a answer
+			if code, err := post(ctx, c, base+"/poll", u.body, &a); err != nil || code != 200 || a.Data.Position != u.pos {
+				bad.Add(1)
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	time.Sleep(3 * time.Second)
+	fmt.Printf("idle keep-alive connections: %d (failed polls %d)\n", len(us), bad.Load())
+	for i, p := range pids {
+		r := rssOf(p)
+		fmt.Printf("pid %d (%s): rss %.1f MB -> %.1f MB, %.1f KB per idle connection\n",
+			p, comm(p), float64(rss0[i])/1e6, float64(r)/1e6, float64(r-rss0[i])/1024/float64(len(us)))
+	}
+	tr.CloseIdleConnections()
+	return nil
 }
