@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/carqueue/carqueue/local/relay"
@@ -142,7 +144,15 @@ func (h *harness) routes() http.Handler {
 		}
 		fallback.ServeHTTP(w, r)
 	}))
-	return mux
+	// ServeMux would answer an unclean path (//start, /a/../start) with a 307 redirect outside
+	// the envelope: such paths go to the function that routes by path, as in the server mode.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "" || path.Clean(p) != p && p != "/"+strings.Trim(path.Clean(p), "/")+"/" {
+			fallback.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // function serves one route by handing its event to the function, exactly as SCF would.

@@ -194,6 +194,9 @@ func (a *API) logRequest(ctx context.Context, rq *request, rid string, status in
 	case status >= 500:
 		level = slog.LevelWarn
 	}
+	if !a.log.Enabled(ctx, level) { // at LOG_LEVEL=warn a poll's line costs nothing
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("route", rq.route),
 		slog.String("method", rq.method),

@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tencentyun/scf-go-lib/events"
+)
+
+// DefaultRequestTimeout bounds one request in the server mode, as serverless.yml's timeout
+// bounds one invocation of an HTTP function.
+const DefaultRequestTimeout = 30 * time.Second
+
+// bufs recycles request body buffers: a poll's body is ~100 bytes, so one buffer per request
+// would be most of what the server allocates for it.
+var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// ServeHTTP serves every route over net/http, for the long-running server mode and the local
+// harness: any path and method goes through the same contract as the event functions (the
+// route is the path's last segment; anything else is the JSON 404), so no answer leaves the
+// envelope. Only the headers the routes read are copied into the event, and the peer address
+// is passed as a function URL's x-scf-remote-addr would be. As on SCF, a request runs to its
+// end (bounded by DefaultRequestTimeout) even when the client hangs up, so an admission is never
+// cut halfway through its CAR calls.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	buf := bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufs.Put(buf)
+	if r.Body != nil {
+		_, _ = buf.ReadFrom(io.LimitReader(r.Body, MaxBody*4/3+8))
+	}
+	h := make(map[string]string, 3)
+	for _, k := range [...]string{"Authorization", "X-Forwarded-For"} {
+		if v := r.Header[k]; len(v) > 0 {
+			h[lower(k)] = joinHeader(v)
+		}
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		h["x-scf-remote-addr"] = host
+	}
+	ev := events.APIGatewayRequest{Headers: h, Method: r.Method, Path: r.URL.Path, Body: buf.String()}
+	if r.URL.RawQuery != "" {
+		ev.QueryString = events.APIGatewayQueryString(r.URL.Query()) // /stats?QueueId=
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), DefaultRequestTimeout)
+	resp := a.serve(ctx, "", ev)
+	cancel()
+	writeResponse(w, resp)
+}
+
+func lower(k string) string {
+	switch k {
+	case "Authorization":
+		return "authorization"
+	default:
+		return "x-forwarded-for"
+	}
+}
+
+func joinHeader(v []string) string {
+	if len(v) == 1 {
+		return v[0]
+	}
+	n := 0
+	for _, s := range v {
+		n += len(s) + 2
+	}
+	b := make([]byte, 0, n)
+	for i, s := range v {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, s...)
+	}
+	return string(b)
+}
+
+// writeResponse writes an answer with a Content-Length, so keep-alive needs no chunking.
+// The envelope's header names are already canonical, so they are set without re-canonicalising.
+func writeResponse(w http.ResponseWriter, resp events.APIGatewayResponse) {
+	hd := w.Header()
+	for k, v := range resp.Headers {
+		hd[k] = []string{v}
+	}
+	hd["Content-Length"] = []string{strconv.Itoa(len(resp.Body))}
+	status := resp.StatusCode
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, resp.Body)
+}
+
+// NewServer returns the server mode's http.Server for h: timeouts so that slow or idle clients
+// cannot pile up, and small per-connection buffers (an idle keep-alive connection is what a
+// waiting line holds most of).
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      DefaultRequestTimeout + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
