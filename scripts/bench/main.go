@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/carqueue/carqueue/shared/queue"
+	"github.com/carqueue/carqueue/shared/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -81,7 +82,7 @@ func randomID() string {
 }
 
 func run(ctx context.Context, addr string, c config) error {
-	rt := &roundTrips{}
+	rt := &redistest.RoundTrips{}
 	client := redis.NewClient(&redis.Options{Addr: addr, Password: os.Getenv("REDIS_PASSWORD"), Protocol: 2, PoolSize: c.conc * 2})
 	defer client.Close()
 	client.AddHook(rt)

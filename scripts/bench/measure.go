@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,24 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/carqueue/carqueue/shared/redistest"
 	"github.com/redis/go-redis/v9"
 )
-
-// roundTrips counts the commands the client sends (one per round trip; a NOSCRIPT fallback
-// counts twice, as it costs twice).
-type roundTrips struct{ n atomic.Int64 }
-
-func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) { return next(ctx, network, addr) }
-}
-
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { r.n.Add(1); return next(ctx, cmd) }
-}
-
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { r.n.Add(1); return next(ctx, cmds) }
-}
 
 // serverStats is the part of INFO the benchmark diffs: the server's own CPU and the
 // commandstats of EVALSHA (whose usec include the commands the script runs).
@@ -114,12 +98,12 @@ func (r result) row() string {
 }
 
 // measure runs op total times over conc goroutines and diffs the server's stats around it.
-func measure(ctx context.Context, admin *redis.Client, rt *roundTrips, name string, conc, total int, op func(i int) error) (result, error) {
+func measure(ctx context.Context, admin *redis.Client, rt *redistest.RoundTrips, name string, conc, total int, op func(i int) error) (result, error) {
 	before, err := readStats(ctx, admin)
 	if err != nil {
 		return result{}, err
 	}
-	rt0 := rt.n.Load()
+	rt0 := rt.N()
 	var next, errs atomic.Int64
 	var maxLat atomic.Int64
 	var wg sync.WaitGroup
@@ -147,7 +131,7 @@ func measure(ctx context.Context, admin *redis.Client, rt *roundTrips, name stri
 	}
 	wg.Wait()
 	wall := time.Since(start)
-	rts := rt.n.Load() - rt0
+	rts := rt.N() - rt0
 	after, err := readStats(ctx, admin)
 	if err != nil {
 		return result{}, err
