@@ -70,7 +70,20 @@ type Options struct {
 	// the functions not running), and reaping is then held for the longest of the three
 	// timeouts (outage.go). 0: never held.
 	OutageGrace time.Duration
-	Now         func() time.Time // the clock of every score and deadline; nil means time.Now
+	// Lanes are the queue's priority lanes, DefaultLane among them; none: one lane, FIFO.
+	Lanes []Lane
+	// OpensAt is the scheduled opening: before it nobody is admitted, and everyone who joins
+	// before it is put in a random order drawn from ShuffleSeed at opening. Zero: open.
+	OpensAt time.Time
+	// ShuffleSeed orders the early cohort of a scheduled opening (published by Stats after
+	// it); required with OpensAt, secret before it.
+	ShuffleSeed string
+	// MaxSession caps a session from its first heartbeat (0: no cap); Reap ends it with
+	// ReasonTimeLimit.
+	MaxSession time.Duration
+	// RecordsMax bounds the departures kept for /admin/records and the webhook (0: 100,000).
+	RecordsMax int
+	Now        func() time.Time // the clock of every score and deadline; nil means time.Now
 }
 
 // Client is what admission needs of a user's client: CAR's ApplyConcurrent and CreateSession
@@ -91,6 +104,11 @@ type Status struct {
 	// JoinID names the user's current join, from Join only: what the user's ticket must
 	// carry (Ticketed). Empty when Join was not shown proof for a user it already knew.
 	JoinID string
+	// Lane is the user's lane when Queued or holding (DefaultLane without lanes).
+	Lane string
+	// StartedAt is the first heartbeat of a holder (Heartbeat only, with MaxSession); zero
+	// before it.
+	StartedAt time.Time
 }
 
 // Claim is a user taken out of the line for admission. Token proves the claim is still the
@@ -132,29 +150,44 @@ type Stats struct {
 	// ReapHeldUntil is when reaping resumes after an outage (unix ms), 0 when it is not held
 	// or the hold has passed (outage.go).
 	ReapHeldUntil int64
+
+	// The operator's controls (Controls), as they stand.
+	Controls Controls
+	// LaneQueued counts the queued users of each lane (nil without lanes).
+	LaneQueued map[string]int64
+	// RecordsKept is the departures kept; RecordsPending those the webhook has not delivered.
+	RecordsKept, RecordsPending int64
+	// ETAErrorPct is the median absolute error of the first ETA against the actual wait, in
+	// percent, over the admissions of the last hour that were given one; ETASamples how many
+	// (0: ETAErrorPct means nothing).
+	ETAErrorPct float64
+	ETASamples  int
 }
 
 // Proof is what a caller shows the queue to act for a user: the join id its ticket names, a
 // valid grant, nothing, or Trusted for the service's own calls. Every script a user's request
 // reaches checks it atomically with the change it makes, so a ticket stops working the moment
 // its join ends (or a grant re-issues it), whichever instance serves the request.
-type Proof struct{ arg string }
+type Proof struct{ arg, lane string }
 
 var (
 	// Trusted is for the service's own calls (the reaper's, a release's, tests): no check.
-	Trusted = Proof{"*"}
+	Trusted = Proof{arg: "*"}
 	// Granted is a valid grant for the user (checked by the caller): Join re-issues the
 	// user's join id, so every earlier ticket stops working; elsewhere it counts as proof.
-	Granted = Proof{"G"}
+	Granted = Proof{arg: "G"}
 	// Unproven is a request that brought neither ticket nor grant: Join may add a new user,
 	// but changes nothing of a known one; every other call refuses a known user.
-	Unproven = Proof{""}
+	Unproven = Proof{arg: ""}
 )
+
+// GrantedIn is a valid grant that puts the user in lane (DefaultLane, or "" for it).
+func GrantedIn(lane string) Proof { return Proof{arg: "G", lane: lane} }
 
 // Ticketed is the proof of a ticket naming joinID (Status.JoinID when it was issued).
 func Ticketed(joinID string) Proof {
 	if joinID == "" || joinID == "*" || joinID == "G" {
 		return Unproven
 	}
-	return Proof{joinID}
+	return Proof{arg: joinID}
 }
