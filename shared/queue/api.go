@@ -35,7 +35,7 @@ const (
 )
 
 // Reasons lists every Reason, for stats.
-var Reasons = []Reason{ReasonStopped, ReasonIdle, ReasonHeartbeatTimeout, ReasonNeverStarted, ReasonCARRefused}
+var Reasons = []Reason{ReasonStopped, ReasonIdle, ReasonHeartbeatTimeout, ReasonNeverStarted, ReasonCARRefused, ReasonKicked, ReasonTimeLimit}
 
 // Errors the scripts report; callers switch on them with errors.Is.
 var (

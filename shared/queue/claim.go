@@ -5,24 +5,63 @@ import (
 	"fmt"
 )
 
-// claimScript takes users from the head of the line while held slots < capacity.
-// ARGV: now, capacity (0: CAR's Total as stored in cfg), leaseMs, only ("" = anyone; else claim only this user, if at the head),
-// token1..tokenN (N = most users to take). Reply: {user, client, token}...
+// claimScript takes users while held slots < capacity, following the lanes' admission cycle
+// from its pointer (lanes.go; without lanes: the head of the line). Nothing while the
+// operator paused admission; the operator's capacity override, when set, replaces the
+// configured capacity.
+// ARGV: now, capacity (0: CAR's Total as stored in cfg), leaseMs, only ("" = anyone; else
+// claim only this user, if it is next), cycle, token1..tokenN (N = most users to take).
+// Reply: {user, client, token}...
 var claimScript = newScript("claim", `
-local now, cap, lease, only = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-if cap == 0 then cap = tonumber(redis.call('HGET', K_CFG, 'cartotal') or '0') end
-local n = math.min(#ARGV - 4, cap - held())
+local now, cap, lease, only, cycle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local ctl = redis.call('HMGET', K_CFG, 'paused', 'capo', 'cartotal')
+if ctl[1] == '1' then return {} end
+if ctl[2] then cap = tonumber(ctl[2]) elseif cap == 0 then cap = tonumber(ctl[3] or '0') end
+local n = math.min(#ARGV - 5, cap - held())
 if n <= 0 then return {} end
-local head = redis.call('ZRANGE', K_LINE, 0, n - 1, 'WITHSCORES')
-if only ~= '' and head[1] ~= only then return {} end
-local out, k = {}, 4
-for i = 1, #head, 2 do
+local order, take = {}, {}
+if #LANES == 1 then
+  for i = 1, n do order[i] = 1 end
+  take[1] = n
+else
+  local left, total = {}, 0
+  for i = 1, #LANES do
+    left[i] = redis.call('ZCARD', LANES[i])
+    total = total + left[i]
+  end
+  local w = #cycle
+  local p = tonumber(redis.call('HGET', K_CFG, 'lanep') or '0') % w
+  while #order < n and total > 0 do
+    local l = string.byte(cycle, p + 1) - 48
+    p = (p + 1) % w
+    if left[l] > 0 then
+      left[l], total = left[l] - 1, total - 1
+      take[l] = (take[l] or 0) + 1
+      order[#order + 1] = l
+    end
+  end
+  if #order == 0 then return {} end
+  if only ~= '' and redis.call('ZRANGE', LANES[order[1]], 0, 0)[1] ~= only then return {} end
+  redis.call('HSET', K_CFG, 'lanep', p)
+end
+local heads = {}
+for l, k in pairs(take) do heads[l] = redis.call('ZRANGE', LANES[l], 0, k - 1, 'WITHSCORES') end
+local next = {}
+local out, k = {}, 5
+for _, l in ipairs(order) do
+  local i = next[l] or 1
+  next[l] = i + 2
+  local head = heads[l]
+  local u, seq = head[i], head[i + 1]
+  if not u then break end
+  if only ~= '' and u ~= only then return {} end
   k = k + 1
-  local u, seq, tok = head[i], head[i + 1], ARGV[k]
-  redis.call('ZREM', K_LINE, u)
+  local tok = ARGV[k]
+  redis.call('ZREM', LANES[l], u)
   redis.call('ZREM', K_SEEN, u)
   redis.call('ZADD', K_LEASE, now + lease, u)
   redis.call('HSET', K_HOLD, 's:' .. u, 'Admitting', 't:' .. u, tok, 'q:' .. u, seq)
+  if l > 1 then redis.call('HSET', K_HOLD, 'l:' .. u, lane_name(l)) end
   out[#out + 1] = u
   out[#out + 1] = redis.call('HGET', K_CS, u) or ''
   out[#out + 1] = tok
@@ -37,7 +76,7 @@ return out
 var reattachScript = newScript("reattach", `
 local u, now, lease, tok, cs, proof = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 local st = holder_state(u)
-if (st or redis.call('ZSCORE', K_LINE, u)) and not proof_ok(u, proof) then return {'BadTicket'} end
+if (st or find_lane(u)) and not proof_ok(u, proof) then return {'BadTicket'} end
 if st ~= 'Ready' and st ~= 'Active' then return {} end
 local z = state_zset(st)
 local d = redis.call('ZSCORE', z, u)
@@ -64,6 +103,15 @@ if not reattach then
   local n = redis.call('HINCRBY', K_CNT, 'admitted', 1)
   redis.call('ZADD', K_RATE, now, n)
   redis.call('ZREMRANGEBYSCORE', K_RATE, '-inf', now - win)
+  redis.call('HSET', K_HOLD, 'ad:' .. u, now)
+  redis.call('HINCRBY', K_HIST, math.floor(now / 60000) .. ':a', 1)
+  local seq, eta = decode_score(redis.call('HGET', K_HOLD, 'q:' .. u))
+  local j = joined_at(seq)
+  if eta > 0 and j then
+    local waited = math.max(now - tonumber(j), 1000)
+    redis.call('LPUSH', K_ETAERR, now .. ':' .. math.floor(math.abs(eta * 1000 - waited) * 1000 / waited))
+    redis.call('LTRIM', K_ETAERR, 0, 999)
+  end
 end
 return 1
 `)
@@ -88,6 +136,7 @@ if locked == '1' or redis.call('HEXISTS', K_HOLD, 'r:' .. u) == 1 then
   to_releasing(u, 'Admitting', 'car_refused', now)
 else
   redis.call('ZREM', K_LEASE, u)
+  record_holder(u, 'car_refused', now)
   drop_holder(u)
   redis.call('HDEL', K_CS, u)
   set_gone(u, 'car_refused', now, ret)
@@ -130,8 +179,11 @@ func (q *Queue) ClaimUser(ctx context.Context, userID string) (Claim, bool, erro
 }
 
 func (q *Queue) claim(ctx context.Context, only string, max int) ([]Claim, error) {
-	args := make([]any, 0, 4+max)
-	args = append(args, q.nowMS(), q.opts.Capacity, ms(q.opts.ClaimLease), only)
+	if q.beforeOpening() {
+		return nil, nil // nobody is admitted before a scheduled opening
+	}
+	args := make([]any, 0, 5+max)
+	args = append(args, q.nowMS(), q.opts.Capacity, ms(q.opts.ClaimLease), only, q.cycle)
 	for range max {
 		tok, err := newToken()
 		if err != nil {

@@ -183,7 +183,7 @@ func TestConcurrentHammer(t *testing.T) {
 		n := 0
 		joined.Range(func(k, _ any) bool {
 			n++
-			args := []any{clk.Now().UnixMilli(), k.(string)}
+			args := []any{clk.Now().UnixMilli(), q.cycle, k.(string)}
 			v, err := q.run(bg, peekScript, args...)
 			if err != nil {
 				t.Fatal(err)

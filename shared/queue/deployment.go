@@ -17,7 +17,7 @@ import (
 var stateScript = newScript("state", `
 local st = redis.call('HGET', K_HOLD, 's:' .. ARGV[1])
 if st then return st end
-if redis.call('ZSCORE', K_LINE, ARGV[1]) then return 'Queued' end
+if find_lane(ARGV[1]) then return 'Queued' end
 return ''
 `)
 
@@ -110,7 +110,7 @@ func Due(ctx context.Context, rdb Pipeliner, qs []*Queue, carEvery time.Duration
 	probes := make([]probe, len(qs))
 	for i, q := range qs {
 		k := q.keys
-		probes[i].users = p.Exists(ctx, k[kLine], k[kLease], k[kRdy], k[kAct], k[kRel])
+		probes[i].users = p.Exists(ctx, append([]string{k[kLine], k[kLease], k[kRdy], k[kAct], k[kRel]}, q.laneKeys...)...)
 		probes[i].gone = p.ZRangeWithScores(ctx, k[kGone], 0, 0)
 		if q.opts.Capacity == 0 {
 			probes[i].at = p.HGet(ctx, k[kCfg], "cartotal_at")

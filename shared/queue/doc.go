@@ -24,7 +24,8 @@
 // (ErrLeaseLost), released of a user not Releasing (ErrNotHolding).
 //
 //	from         event                               to                             method (script)           caller
-//	None         join                                Queued, at the back            Join (join)               session
+//	None         join                                Queued, at the back of its     Join (join)               session
+//	                                                 lane (lanes.go)
 //	Queued       join, poll                          Queued, same place, seen now   Join (join), Poll (poll)  session
 //	holding      join, poll                          unchanged (client refreshed)   Join (join), Poll (poll)  session
 //	Queued       at the head, a slot free            Admitting, claim lease         ClaimUser (claim)         session
@@ -46,6 +47,9 @@
 //	Queued       unseen for QueueIdleTimeout         None, idle                     Reap (reap)               reaper
 //	Queued       stop                                None, stopped                  Stop (stop)               session
 //	Adm/Rdy/Act  stop                                Releasing, stopped             Stop (stop)               session
+//	Queued       kick                                None, kicked                   Kick (stop)               session
+//	Adm/Rdy/Act  kick                                Releasing, kicked              Kick (stop)               session
+//	Active       MaxSession since first heartbeat    Releasing, time_limit          Reap (reap)               reaper
 //	Releasing    stop                                unchanged                      Stop (stop)               session
 //	Releasing    CAR destroyed the session           None, its reason               Released (released)       session
 //	Releasing    DestroySession failed               Releasing, next attempt later  RetryRelease (retry_release) session
@@ -54,6 +58,16 @@
 // A claim is current while the user is Admitting under its token; a lease that ran out still
 // lets MarkReady finish until Reap returns the user. A reattach keeps the user's slot and, if
 // it fails, its previous state and deadline, because its earlier CAR session may still run.
+//
+// Every departure (to None from Queued or Admitting, to Releasing from a holding state) also
+// leaves a record in the rec stream (records.go, operator.go).
+//
+// The operator's side (operator.go): control (SetPaused, SetNotice, SetCapacity,
+// ResetCapacity: a field of cfg the claim script reads, so admission stops or resizes at
+// once everywhere), and the read-only controls (Controls), holders (Holders), records
+// (Records), undelivered and delivered (Undelivered, Delivered: the webhook's cursor, by the
+// reaper), history (History) and eta_errors (ETAError), by the session service for /admin/*
+// and /stats.
 //
 // Scripts that change no state: releasing (Releasing, by the reaper, to retry DestroySession
 // once due),

@@ -3,36 +3,55 @@ package queue
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 )
 
 // heartbeatScript: Ready → Active, Active stays; both get a fresh heartbeat deadline. Other
 // users are answered without change; a known user whose join id the proof does not name is
-// answered BadTicket. ARGV: user, now, new deadline, proof. Reply: status without
-// ServerSession and client, which a heartbeat does not need (one read less each time).
+// answered BadTicket. The first heartbeat of a session (Ready → Active) is its start (st), kept
+// across reattaches. ARGV: user, now, new deadline, proof, started ("1": reply the start,
+// for MaxSession), cycle. Reply: status without ServerSession and client, which a heartbeat
+// does not need (one read less each time), then the start (ms) when asked for.
 //
 // The common case, an Active user, is one command: ZADD XX CH changes the deadline of a member
 // that exists (and answers 1 when it did); everyone else, and a repeat within the same
 // millisecond (score unchanged, answer 0), takes the slower path, which gives the same result.
 var heartbeatScript = newScript("heartbeat", `
-local u, deadline, proof = ARGV[1], ARGV[3], ARGV[4]
+local u, deadline, proof, started = ARGV[1], ARGV[3], ARGV[4], ARGV[5] == '1'
 if proof ~= '*' and proof ~= 'G' then
-  local j = redis.call('HGET', K_TKG, u) or redis.call('HGET', K_HOLD, 'q:' .. u) or redis.call('ZSCORE', K_LINE, u)
+  local j = redis.call('HGET', K_TKG, u) or redis.call('HGET', K_HOLD, 'q:' .. u)
+  if not j then
+    for i = 1, #LANES do
+      j = redis.call('ZSCORE', LANES[i], u)
+      if j then break end
+    end
+  end
   if j and (proof == '' or tonumber(j) ~= tonumber(proof)) then return {'BadTicket'} end
 end
-if redis.call('ZADD', K_ACT, 'XX', 'CH', deadline, u) == 1 then return {'Active'} end
+if redis.call('ZADD', K_ACT, 'XX', 'CH', deadline, u) == 1 then
+  if started then return {'Active', 0, 0, '', '', '', '', '', redis.call('ZSCORE', K_ST, u) or ''} end
+  return {'Active'}
+end
 --[[helpers]]
 local now = tonumber(ARGV[2])
 local st = holder_state(u)
 if st == 'Ready' then
   redis.call('ZREM', K_RDY, u)
   redis.call('HSET', K_HOLD, 's:' .. u, 'Active')
+  redis.call('ZADD', K_ST, 'NX', now, u)
   st = 'Active'
 end
 if st == 'Active' then redis.call('ZADD', K_ACT, deadline, u) end
-if st then return {st} end
-local r = redis.call('ZRANK', K_LINE, u)
-if r then return {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', '', ''} end
+if st then
+  if started then return {st, 0, 0, '', '', '', '', '', redis.call('ZSCORE', K_ST, u) or ''} end
+  return {st}
+end
+local li, _ = find_lane(u)
+if li then
+  local r = redis.call('ZRANK', LANES[li], u)
+  return {'Queued', lane_position(li, r, ARGV[6]), line_length(), '', '', '', '', lane_name(li)}
+end
 return gone_status(u, now)
 `)
 
@@ -81,10 +100,22 @@ func (q *Queue) Heartbeat(ctx context.Context, userID string, p Proof) (Status, 
 		return Status{}, fmt.Errorf("heartbeat: %w", err)
 	}
 	now := q.nowMS()
-	v, err := q.run(ctx, heartbeatScript, userID, now, now+ms(q.opts.HeartbeatTimeout), p.arg)
+	started := "0"
+	if q.opts.MaxSession > 0 {
+		started = "1"
+	}
+	v, err := q.run(ctx, heartbeatScript, userID, now, now+ms(q.opts.HeartbeatTimeout), p.arg, started, q.cycle)
 	var st Status
+	if a, ok := v.([]any); err == nil && ok && len(a) == 9 {
+		if ms, perr := strconv.ParseFloat(replyString(a[8]), 64); perr == nil && ms > 0 {
+			st.StartedAt = time.UnixMilli(int64(ms))
+		}
+		v = a[:8]
+	}
 	if err == nil {
+		startedAt := st.StartedAt
 		st, err = replyStatus(v)
+		st.StartedAt, st.Lane = startedAt, "" // a heartbeat answer names no lane
 	}
 	if err != nil {
 		return Status{}, fmt.Errorf("heartbeat %s: %w", userID, err)

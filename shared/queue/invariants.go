@@ -12,11 +12,17 @@ import (
 // gr (field, value pairs)..., seq}.
 var dumpScript = newScript("dump", `
 local out = {}
-for _, k in ipairs({K_LINE, K_SEEN, K_LEASE, K_RDY, K_ACT, K_REL, K_GONE}) do
+local all = {}
+for i = 1, #LANES do
+  for _, x in ipairs(redis.call('ZRANGE', LANES[i], 0, -1, 'WITHSCORES')) do all[#all + 1] = x end
+end
+out[1] = all
+for _, k in ipairs({K_SEEN, K_LEASE, K_RDY, K_ACT, K_REL, K_GONE}) do
   out[#out + 1] = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
 end
 for _, k in ipairs({K_CS, K_HOLD, K_GR}) do out[#out + 1] = redis.call('HGETALL', k) end
 out[#out + 1] = redis.call('GET', K_SEQ) or '0'
+out[#out + 1] = redis.call('HGET', K_CFG, 'capo_set') or ''
 return out
 `)
 
@@ -29,7 +35,7 @@ func (q *Queue) CheckInvariants(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("check invariants: %w", err)
 	}
-	a, err := replySlice(v, 11)
+	a, err := replySlice(v, 12)
 	if err != nil {
 		return fmt.Errorf("check invariants: %w", err)
 	}
@@ -70,8 +76,9 @@ func (q *Queue) CheckInvariants(ctx context.Context) error {
 			bad("user %s is in %d states %v", u, len(states), states)
 		}
 	}
-	// A Capacity-0 queue follows CAR's Total, which may shrink under its holders.
-	if held := len(lease) + len(rdy) + len(act) + len(rel); q.opts.Capacity > 0 && held > q.opts.Capacity {
+	// A Capacity-0 queue follows CAR's Total, which may shrink under its holders; so may an
+	// operator's capacity override (lowering it ends no session), once one was ever set.
+	if held := len(lease) + len(rdy) + len(act) + len(rel); q.opts.Capacity > 0 && replyString(a[11]) == "" && held > q.opts.Capacity {
 		bad("%d slots held, capacity %d", held, q.opts.Capacity)
 	}
 	// line and seen agree; sequence numbers are unique and issued.
@@ -84,8 +91,8 @@ func (q *Queue) CheckInvariants(ctx context.Context) error {
 			bad("users %s and %s share sequence %s", u, o, s)
 		}
 		seqs[s] = u
-		if n := replyInt(s); n < 1 || n > seq {
-			bad("queued user %s has sequence %s outside 1..%d", u, s, seq)
+		if n := seqOf(s); n < 1 || n > seq {
+			bad("queued user %s has score %s, sequence %d outside 1..%d", u, s, n, seq)
 		}
 	}
 	for u := range seen {
@@ -120,8 +127,8 @@ func (q *Queue) CheckInvariants(ctx context.Context) error {
 				if f["r"] != "Ready" && f["r"] != "Active" || f["d"] == "" {
 					bad("reattaching user %s has bad previous state %q deadline %q", u, f["r"], f["d"])
 				}
-			} else if n := replyInt(f["q"]); n < 1 || n > seq {
-				bad("admitting user %s has bad sequence %q", u, f["q"])
+			} else if n := seqOf(f["q"]); n < 1 || n > seq {
+				bad("admitting user %s has bad score %q", u, f["q"])
 			}
 		case "Ready", "Active":
 			if f["t"] != "" || f["r"] != "" {

@@ -6,12 +6,14 @@ package queue
 // their details as fields of the one hold hash, so every script knows all of its keys before
 // it runs, as Redis Cluster requires.
 //
-//	line   zset   queued user -> join sequence (FIFO order; a requeued user keeps its number)
+//	line   zset   queued user -> its join score (FIFO order; a requeued user keeps it): the
+//	              join sequence and first ETA, or a scheduled opening's shuffle key (score.go)
 //	seen   zset   queued user -> last seen (ms), for the idle reap
 //	cs     hash   user -> its Client, "<ip>|<ClientSession>" (queued users and holders; client.go)
 //	seq    string INCR counter giving join sequence numbers
-//	hold   hash   holder details, fields "<f>:<user>": s state, t claim token, q join sequence,
-//	              ss ServerSession, r state before a reattach, d its deadline, y reason for leaving
+//	hold   hash   holder details, fields "<f>:<user>": s state, t claim token, q join score,
+//	              ss ServerSession, r state before a reattach, d its deadline, y reason for
+//	              leaving, a failed releases, l lane (when not the default), ad first admitted (ms)
 //	lease  zset   Admitting user -> claim lease expiry (ms)
 //	rdy    zset   Ready user -> ready deadline (ms)
 //	act    zset   Active user -> heartbeat deadline (ms)
@@ -28,6 +30,16 @@ package queue
 //	up     hash   the reaper's outage watch (outage.go): seen, when a reaper last held or
 //	              renewed the lease (ms); hold, until when reaping is held after an outage (ms);
 //	              outages, how many were detected
+//	rec    stream the departures (records.go), one entry per user who left, trimmed to RecordsMax
+//	jt     zset   join checkpoints: first join sequence of each second -> that second's time
+//	              (ms, as member), so a join time is found from a sequence without a field per
+//	              queued user (records.go)
+//	st     zset   holder -> its first heartbeat (ms): play time and MaxSession
+//	hist   hash   per-minute counters of the last 24 h, "<minute>:<a|l|q|h>" (History)
+//	etaerr list   recent first admissions' ETA error, "<ms>:<permille>", newest first
+//	line:<lane>
+//	       zset   the queued users of a priority lane other than the default (lanes.go), as
+//	              line; the default lane is line itself
 //	lock:<user>
 //	       string the per-user CAR lock, a random token with a PX TTL (lock.go); one key per
 //	              user, so it is the one key not in the fixed list the scripts are given. With
@@ -57,13 +69,21 @@ const (
 	kTkg
 	kCfg
 	kUp
+	kRec
+	kJt
+	kSt
+	kHist
+	kEtaErr
 	numKeys
 )
 
 // keyNames are the queue-wide keys' names; a script names key "x" as K_X (see assemble).
-var keyNames = [numKeys]string{"line", "seen", "cs", "seq", "hold", "lease", "rdy", "act", "rel", "gone", "gr", "cnt", "rate", "reaper", "tkg", "cfg", "up"}
+var keyNames = [numKeys]string{"line", "seen", "cs", "seq", "hold", "lease", "rdy", "act", "rel", "gone", "gr", "cnt", "rate", "reaper", "tkg", "cfg", "up", "rec", "jt", "st", "hist", "etaerr"}
 
 func keyPrefix(queueID string) string { return "cq:{" + queueID + "}:" }
+
+// laneKey is the line of a lane other than the default.
+func laneKey(queueID, lane string) string { return keyPrefix(queueID) + "line:" + lane }
 
 func queueKeys(queueID string) []string {
 	out := make([]string, numKeys)

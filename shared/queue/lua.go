@@ -31,12 +31,109 @@ local function state_zset(st)
 end`},
 	{"drop_holder", `
 local function drop_holder(u)
-  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u)
+  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u, 'l:' .. u, 'ad:' .. u)
+  redis.call('ZREM', K_ST, u)
+end`},
+	// the lane (index into LANES) and join score of a queued user, or nil
+	{"find_lane", `
+local function find_lane(u)
+  for i = 1, #LANES do
+    local s = redis.call('ZSCORE', LANES[i], u)
+    if s then return i, s end
+  end
+  return nil
+end`},
+	// a lane's name from its key: line is the default lane, line:<name> the others
+	{"lane_name", `
+local function lane_name(i)
+  if i == 1 then return 'default' end
+  return string.sub(LANES[i], #K_LINE + 2)
+end`},
+	// the key of the lane named name ('' or unknown: the default lane)
+	{"lane_key", `
+local function lane_key(name)
+  if name and name ~= '' then
+    for i = 2, #LANES do
+      if lane_name(i) == name then return LANES[i] end
+    end
+  end
+  return K_LINE
+end`},
+	// every queued user, all lanes
+	{"line_length", `
+local function line_length()
+  local n = 0
+  for i = 1, #LANES do n = n + redis.call('ZCARD', LANES[i]) end
+  return n
+end`},
+	// the 1-based position of the user at rank r (0-based) of lane li: 1 + everyone admitted
+	// before it if nobody joins, following the admission cycle from its pointer (lanes.go)
+	{"lane_position", `
+local function lane_position(li, r, cycle)
+  if #LANES == 1 then return r + 1 end
+  local w, p = #cycle, tonumber(redis.call('HGET', K_CFG, 'lanep') or '0') % #cycle
+  local per, offs = {}, {}
+  for o = 0, w - 1 do
+    local l = string.byte(cycle, (p + o) % w + 1) - 48
+    per[l] = (per[l] or 0) + 1
+    if l == li then offs[#offs + 1] = o end
+  end
+  local k, j = math.floor(r / #offs), r % #offs
+  local before = {}
+  for o = 0, offs[j + 1] - 1 do
+    local l = string.byte(cycle, (p + o) % w + 1) - 48
+    before[l] = (before[l] or 0) + 1
+  end
+  local pos = r + 1
+  for m = 1, #LANES do
+    if m ~= li then
+      local t = k * (per[m] or 0) + (before[m] or 0)
+      if t > 0 then pos = pos + math.min(t, redis.call('ZCARD', LANES[m])) end
+    end
+  end
+  return pos
+end`},
+	// the join sequence and first ETA (s) a join score holds (score.go)
+	{"decode_score", `
+local function decode_score(score)
+  score = tonumber(score)
+  if score >= 4503599627370496 then
+    local x = score - 4503599627370496
+    return math.floor(x / 65536), x % 65536
+  end
+  return score % 134217728, 0
+end`},
+	// when the join of sequence seq happened (ms), from the checkpoints, or nil
+	{"joined_at", `
+local function joined_at(seq)
+  local r = redis.call('ZREVRANGEBYSCORE', K_JT, seq, '-inf', 'LIMIT', 0, 1)
+  return r[1]
+end`},
+	// the record of a departure (records.go); score is the user's join score, adm and started
+	// are ms or nil
+	{"write_record", `
+local function write_record(u, reason, now, score, lane, adm, started)
+  local j, k = '', 0
+  if score then
+    local seq
+    seq, k = decode_score(score)
+    j = joined_at(seq) or ''
+  end
+  redis.call('XADD', K_REC, '*', 'u', u, 'l', lane or 'default', 'j', j, 'a', adm or '', 's', started or '', 'e', now, 'y', reason, 'k', k)
+  redis.call('HINCRBY', K_CNT, 'records', 1)
+  redis.call('HINCRBY', K_HIST, math.floor(now / 60000) .. ':l', 1)
+end`},
+	// the record of a holder's departure, from its details
+	{"record_holder", `
+local function record_holder(u, reason, now)
+  write_record(u, reason, now, redis.call('HGET', K_HOLD, 'q:' .. u), redis.call('HGET', K_HOLD, 'l:' .. u),
+    redis.call('HGET', K_HOLD, 'ad:' .. u), redis.call('ZSCORE', K_ST, u))
 end`},
 	// the id of the user's current join: what its ticket must name (see Proof)
 	{"join_id", `
 local function join_id(u)
-  return redis.call('HGET', K_TKG, u) or redis.call('ZSCORE', K_LINE, u) or redis.call('HGET', K_HOLD, 'q:' .. u)
+  local _, score = find_lane(u)
+  return redis.call('HGET', K_TKG, u) or score or redis.call('HGET', K_HOLD, 'q:' .. u)
 end`},
 	// whether a caller's proof (ARGV form of Proof) shows it may act for the known user u
 	{"proof_ok", `
@@ -59,7 +156,7 @@ end`},
 	// a queued user leaves the line (its client too)
 	{"leave_line", `
 local function leave_line(u)
-  redis.call('ZREM', K_LINE, u)
+  for i = 1, #LANES do redis.call('ZREM', LANES[i], u) end
   redis.call('ZREM', K_SEEN, u)
   redis.call('HDEL', K_CS, u)
 end`},
@@ -71,6 +168,8 @@ local function to_releasing(u, st, reason, now)
   redis.call('HSET', K_HOLD, 's:' .. u, 'Releasing', 'y:' .. u, reason)
   redis.call('ZADD', K_REL, now, u)
   count_left(reason)
+  record_holder(u, reason, now)
+  redis.call('ZREM', K_ST, u)
 end`},
 	// an Admitting user whose claim ends without admission: a reattach goes back to the state
 	// and deadline it had, anyone else to its old place in line (its original sequence number)
@@ -85,8 +184,9 @@ local function unclaim(u, now)
     redis.call('ZADD', state_zset(prev), d, u)
   else
     local seq = redis.call('HGET', K_HOLD, 'q:' .. u)
+    local lane = lane_key(redis.call('HGET', K_HOLD, 'l:' .. u))
     drop_holder(u)
-    redis.call('ZADD', K_LINE, seq, u)
+    redis.call('ZADD', lane, seq, u)
     redis.call('ZADD', K_SEEN, now, u)
   end
 end`},
@@ -128,7 +228,7 @@ const helpersHere = "--[[helpers]]"
 // assemble inserts into body the helpers it needs (transitively; at helpersHere, else first)
 // and local names for the keys the whole text uses, and returns the text with those keys in
 // KEYS order.
-func assemble(body string) (string, []keyID) {
+func assemble(body string) (string, []keyID, bool) {
 	fast, body, ok := strings.Cut(body, helpersHere)
 	if !ok {
 		fast, body = "", fast
@@ -165,6 +265,10 @@ func assemble(body string) (string, []keyID) {
 	for _, m := range keyRef.FindAllStringSubmatch(code.String(), -1) {
 		used[strings.ToLower(m[1])] = true
 	}
+	lanes := lanesRef.MatchString(code.String())
+	if lanes {
+		used["line"] = true
+	}
 	var head strings.Builder
 	var keys []keyID
 	for id, n := range keyNames {
@@ -173,8 +277,15 @@ func assemble(body string) (string, []keyID) {
 			fmt.Fprintf(&head, "local K_%s = KEYS[%d]\n", strings.ToUpper(n), len(keys))
 		}
 	}
-	return head.String() + code.String(), keys
+	if lanes {
+		// The lines of the other lanes follow the fixed keys (Queue.run adds them).
+		fmt.Fprintf(&head, "local LANES = {K_LINE}\nfor i = %d, #KEYS do LANES[#LANES + 1] = KEYS[i] end\n", len(keys)+1)
+	}
+	return head.String() + code.String(), keys, lanes
 }
+
+// lanesRef matches a script's use of LANES, the lines of every lane (lanes.go).
+var lanesRef = regexp.MustCompile(`\bLANES\b`)
 
 // script is one Lua script, run with EVALSHA and loaded on NOSCRIPT.
 type script struct {
@@ -182,6 +293,8 @@ type script struct {
 	src  string // the text Redis runs (testdata/<name>.lua holds a reviewed copy)
 	s    *redis.Script
 	keys []keyID // the queue keys the script uses, in KEYS order; nil when the caller gives them
+	// lanes: the script also gets the lines of the queue's other lanes, after keys
+	lanes bool
 }
 
 // scripts is every script the package runs, in declaration order, for TestScriptsGolden.
@@ -194,8 +307,8 @@ func newScript(name, body string) *script {
 
 // assembleScript is newScript without registering the script: for scripts only tests run.
 func assembleScript(name, body string) *script {
-	src, keys := assemble(body)
-	return &script{name: name, src: src, s: redis.NewScript(src), keys: keys}
+	src, keys, lanes := assemble(body)
+	return &script{name: name, src: src, s: redis.NewScript(src), keys: keys, lanes: lanes}
 }
 
 // newKeyedScript is a script whose keys the caller passes (the per-user lock, whose key is
@@ -213,9 +326,12 @@ func register(sc *script) *script {
 // unwrapped: the caller adds the operation and user, which it alone knows. A nil reply
 // (redis.Nil) is no error.
 func (q *Queue) run(ctx context.Context, sc *script, args ...any) (any, error) {
-	keys := make([]string, len(sc.keys))
+	keys := make([]string, len(sc.keys), len(sc.keys)+len(q.laneKeys))
 	for i, k := range sc.keys {
 		keys[i] = q.keys[k]
+	}
+	if sc.lanes {
+		keys = append(keys, q.laneKeys...)
 	}
 	return q.runKeys(ctx, sc, keys, args...)
 }

@@ -21,14 +21,18 @@ import (
 // anything: the model test compares them after every step. Reply: one status per user.
 var peekScript = assembleScript("peek", `
 local now, out = tonumber(ARGV[1]), {}
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local u = ARGV[i]
-  local r = redis.call('ZRANK', K_LINE, u)
+  local li = find_lane(u)
   local st = holder_state(u)
-  if r then
-    out[#out + 1] = {'Queued', r + 1, redis.call('ZCARD', K_LINE), '', redis.call('HGET', K_CS, u) or '', ''}
+  if li then
+    out[#out + 1] = {'Queued', lane_position(li, redis.call('ZRANK', LANES[li], u), ARGV[2]), line_length(), '',
+      redis.call('HGET', K_CS, u) or '', '', '', lane_name(li)}
   elseif st then
-    out[#out + 1] = holder_status(u, st, redis.call('HGET', K_CS, u) or '')
+    local o = holder_status(u, st, redis.call('HGET', K_CS, u) or '')
+    o[7] = ''
+    o[8] = redis.call('HGET', K_HOLD, 'l:' .. u) or 'default'
+    out[#out + 1] = o
   else
     out[#out + 1] = gone_status(u, now)
   end
@@ -40,6 +44,9 @@ return out
 type mUser struct {
 	state        State
 	seq          int64 // join sequence (kept while Admitting)
+	score        int64 // join score (score.go): the order within the lane
+	lane         string
+	started      int64 // first heartbeat (ms), 0 before it; kept across reattaches
 	lastSeen     int64 // Queued
 	client       Client
 	tok, ss      string
@@ -66,16 +73,79 @@ type model struct {
 	admitted   int64
 	admissions []int64
 	left       map[Reason]int64
+
+	lanes    []Lane // in laneOrder
+	cycle    string
+	pointer  int // the admission cycle's pointer (lanes.go)
+	paused   bool
+	capo     int // capacity override, -1: none
+	notice   string
+	records  int64
+	opensAt  int64 // 0: open
+	seed     string
+	grantFor string // the lane the next "granted" proof names
+}
+
+// laneOf is the 1-based index of a lane name (default: 1).
+func (m *model) laneIdx(name string) int {
+	for i, l := range m.lanes {
+		if l.Name == name {
+			return i + 1
+		}
+	}
+	return 1
+}
+
+// laneLists are the queued users of each lane (1-based) in score order.
+func (m *model) laneLists() map[int][]string {
+	out := map[int][]string{}
+	for u, x := range m.users {
+		if x.state == StateQueued {
+			i := m.laneIdx(x.lane)
+			out[i] = append(out[i], u)
+		}
+	}
+	for _, l := range out {
+		slices.SortFunc(l, func(a, b string) int { return cmp.Compare(m.users[a].score, m.users[b].score) })
+	}
+	return out
+}
+
+// admissionOrder simulates the admissions from the pointer until n users are taken or every
+// lane is empty: the users in order, and the pointer after.
+func (m *model) admissionOrder(n int) ([]string, int) {
+	lists := m.laneLists()
+	if len(m.lanes) <= 1 {
+		q := lists[1]
+		return q[:min(n, len(q))], m.pointer
+	}
+	total := 0
+	for _, l := range lists {
+		total += len(l)
+	}
+	var out []string
+	p := m.pointer % len(m.cycle)
+	for len(out) < n && total > 0 {
+		l := int(m.cycle[p] - '0')
+		p = (p + 1) % len(m.cycle)
+		if len(lists[l]) > 0 {
+			out = append(out, lists[l][0])
+			lists[l] = lists[l][1:]
+			total--
+		}
+	}
+	return out, p
+}
+
+func (m *model) capacity() int {
+	if m.capo >= 0 {
+		return m.capo
+	}
+	return m.o.Capacity
 }
 
 func (m *model) queuedSorted() []string {
-	var q []string
-	for u, x := range m.users {
-		if x.state == StateQueued {
-			q = append(q, u)
-		}
-	}
-	slices.SortFunc(q, func(a, b string) int { return cmp.Compare(m.users[a].seq, m.users[b].seq) })
+	q, _ := m.admissionOrder(len(m.users) + 1)
 	return q
 }
 
@@ -97,11 +167,15 @@ func (m *model) status(u string) Status {
 		}
 		return Status{}
 	}
+	lane := x.lane
+	if lane == "" {
+		lane = DefaultLane
+	}
 	if x.state == StateQueued {
 		q := m.queuedSorted()
-		return Status{State: StateQueued, Position: int64(slices.Index(q, u) + 1), Length: int64(len(q)), Client: x.client}
+		return Status{State: StateQueued, Position: int64(slices.Index(q, u) + 1), Length: int64(len(q)), Client: x.client, Lane: lane}
 	}
-	st := Status{State: x.state, Client: x.client}
+	st := Status{State: x.state, Client: x.client, Lane: lane}
 	if x.state == StateReady || x.state == StateActive {
 		st.ServerSession = x.ss
 	}
@@ -115,7 +189,9 @@ func (m *model) setGone(u string, r Reason) {
 
 func (m *model) toReleasing(x *mUser, r Reason) {
 	x.state, x.reason, x.deadline, x.tok, x.prev, x.failures = StateReleasing, r, m.now, "", "", 0
+	x.started = 0
 	m.left[r]++
+	m.records++
 }
 
 func (m *model) unclaim(x *mUser) {
@@ -138,7 +214,7 @@ func (m *model) proofOf(u, kind string) Proof {
 	case "trusted":
 		return Trusted
 	case "granted":
-		return Granted
+		return GrantedIn(m.grantFor)
 	case "current":
 		return Ticketed(strconv.FormatInt(jid, 10))
 	case "stale":
@@ -152,7 +228,7 @@ func (m *model) proofOf(u, kind string) Proof {
 func (m *model) proven(u string, p Proof) bool {
 	x, ok := m.users[u]
 	switch {
-	case !ok, p == Trusted, p == Granted:
+	case !ok, p == Trusted, p.arg == "G":
 		return true
 	case p == Unproven:
 		return false
@@ -167,14 +243,27 @@ func (m *model) join(u string, c Client, p Proof) Status {
 		st.Client, st.ServerSession = Client{}, ""
 		return st
 	}
+	lane := DefaultLane
+	if p.arg == "G" && p.lane != "" && m.laneIdx(p.lane) > 1 {
+		lane = p.lane
+	}
 	if !ok {
 		m.seq++
-		x = &mUser{state: StateQueued, seq: m.seq, jid: m.seq}
+		x = &mUser{state: StateQueued, seq: m.seq, lane: lane}
+		if m.opensAt > 0 && m.now < m.opensAt {
+			x.score = cohortKey(m.seed, u)<<27 + m.seq%(1<<27)
+		} else {
+			x.score = scoreOpen + m.seq<<16
+		}
+		x.jid = x.score
 		m.users[u] = x
 		delete(m.gone, u)
-	} else if p == Granted {
+	} else if p.arg == "G" {
 		m.seq++
 		x.jid = m.seq
+		if x.state == StateQueued {
+			x.lane = lane
+		}
 	}
 	if x.state == StateQueued {
 		x.lastSeen = m.now
@@ -206,14 +295,19 @@ func (m *model) poll(u string, c Client, p Proof) (Status, error) {
 
 // claim returns the users the queue must claim; the test then records their tokens.
 func (m *model) claim(only string, k int) []string {
-	n := min(k, m.o.Capacity-m.held())
+	if m.paused || (m.opensAt > 0 && m.now < m.opensAt) {
+		return nil
+	}
+	n := min(k, m.capacity()-m.held())
 	if n <= 0 {
 		return nil
 	}
-	q := m.queuedSorted()
-	q = q[:min(n, len(q))]
+	q, p := m.admissionOrder(n)
 	if only != "" && (len(q) == 0 || q[0] != only) {
 		return nil
+	}
+	if len(q) > 0 {
+		m.pointer = p
 	}
 	for _, u := range q {
 		x := m.users[u]
@@ -262,6 +356,7 @@ func (m *model) refuse(c Claim, locked bool) error {
 	} else {
 		m.setGone(c.UserID, ReasonCARRefused)
 		m.left[ReasonCARRefused]++
+		m.records++
 	}
 	return nil
 }
@@ -273,9 +368,15 @@ func (m *model) heartbeat(u string, p Proof) (Status, error) {
 	x, ok := m.users[u]
 	if ok && (x.state == StateReady || x.state == StateActive) {
 		x.state, x.deadline = StateActive, m.now+ms(m.o.HeartbeatTimeout)
+		if x.started == 0 {
+			x.started = m.now
+		}
 	}
 	st := m.status(u)
-	st.Client, st.ServerSession = Client{}, ""
+	st.Client, st.ServerSession, st.Lane = Client{}, "", ""
+	if ok && x.state.Holds() && m.o.MaxSession > 0 && x.started > 0 {
+		st.StartedAt = time.UnixMilli(x.started)
+	}
 	return st, nil
 }
 
@@ -283,20 +384,26 @@ func (m *model) stop(u string, p Proof) (State, error) {
 	if !m.proven(u, p) {
 		return StateNone, ErrBadTicket
 	}
+	return m.leave(u, ReasonStopped), nil
+}
+
+// leave is a stop or an operator's kick.
+func (m *model) leave(u string, r Reason) State {
 	x, ok := m.users[u]
 	if !ok {
-		return StateNone, nil
+		return StateNone
 	}
 	prev := x.state
 	switch x.state {
 	case StateQueued:
-		m.setGone(u, ReasonStopped)
-		m.left[ReasonStopped]++
+		m.setGone(u, r)
+		m.left[r]++
+		m.records++
 	case StateReleasing:
 	default:
-		m.toReleasing(x, ReasonStopped)
+		m.toReleasing(x, r)
 	}
-	return prev, nil
+	return prev
 }
 
 // reattach returns whether the user is to be claimed again.
@@ -351,6 +458,7 @@ func (m *model) reap(batch int) ReapResult {
 	for _, u := range idle {
 		m.setGone(u, ReasonIdle)
 		m.left[ReasonIdle]++
+		m.records++
 	}
 	rdy := m.due(StateReady, dl, m.now, batch)
 	for _, u := range rdy {
@@ -364,14 +472,32 @@ func (m *model) reap(batch int) ReapResult {
 	for _, u := range lease {
 		m.unclaim(m.users[u])
 	}
-	for r, n := range map[Reason]int{ReasonIdle: len(idle), ReasonNeverStarted: len(rdy), ReasonHeartbeatTimeout: len(act)} {
+	var lim []string
+	if m.o.MaxSession > 0 {
+		var over []string
+		for u, x := range m.users {
+			if x.started > 0 && x.started <= m.now-ms(m.o.MaxSession) {
+				over = append(over, u)
+			}
+		}
+		slices.SortFunc(over, func(a, b string) int {
+			return cmp.Or(cmp.Compare(m.users[a].started, m.users[b].started), cmp.Compare(a, b))
+		})
+		for _, u := range over[:min(batch, len(over))] {
+			if x := m.users[u]; x.state == StateActive {
+				m.toReleasing(x, ReasonTimeLimit)
+				lim = append(lim, u)
+			}
+		}
+	}
+	for r, n := range map[Reason]int{ReasonIdle: len(idle), ReasonNeverStarted: len(rdy), ReasonHeartbeatTimeout: len(act), ReasonTimeLimit: len(lim)} {
 		if n > 0 {
 			res.Dropped[r] = n
 		}
 	}
-	res.Releasing = append(rdy, act...)
+	res.Releasing = append(append(rdy, act...), lim...)
 	res.ExpiredClaims = len(lease)
-	res.More = len(idle) == batch || len(rdy) == batch || len(act) == batch || len(lease) == batch
+	res.More = len(idle) == batch || len(rdy) == batch || len(act) == batch || len(lease) == batch || len(lim) == batch
 	return res
 }
 
@@ -401,7 +527,20 @@ func (m *model) released(u string) error {
 }
 
 func (m *model) stats() Stats {
-	s := Stats{Capacity: int64(m.o.Capacity), AdmittedTotal: m.admitted, ReapedByReason: map[Reason]int64{}}
+	s := Stats{Capacity: int64(m.capacity()), AdmittedTotal: m.admitted, ReapedByReason: map[Reason]int64{},
+		Controls: Controls{Paused: m.paused, Notice: m.notice, Capacity: max(m.capo, 0), CapacitySet: m.capo >= 0},
+		RecordsKept: m.records, RecordsPending: m.records}
+	if len(m.lanes) > 1 {
+		s.LaneQueued = map[string]int64{}
+		for _, l := range m.lanes {
+			s.LaneQueued[l.Name] = 0
+		}
+		for _, x := range m.users {
+			if x.state == StateQueued {
+				s.LaneQueued[m.lanes[m.laneIdx(x.lane)-1].Name]++
+			}
+		}
+	}
 	for _, x := range m.users {
 		switch x.state {
 		case StateQueued:
@@ -422,7 +561,7 @@ func (m *model) stats() Stats {
 	for _, r := range Reasons {
 		s.ReapedByReason[r] = m.left[r]
 	}
-	s.ReapedTotal = m.left[ReasonIdle] + m.left[ReasonHeartbeatTimeout] + m.left[ReasonNeverStarted]
+	s.ReapedTotal = m.left[ReasonIdle] + m.left[ReasonHeartbeatTimeout] + m.left[ReasonNeverStarted] + m.left[ReasonTimeLimit]
 	// The admissions of the window, over the span from the oldest of them to now (at least a
 	// 30th of the window).
 	var recent []int64
@@ -456,6 +595,9 @@ func limitRapidChecks(n int) {
 	}
 }
 
+// laneSets are the lanes a model run draws: none, two, three.
+var laneSets = [][]Lane{nil, {{"vip", 2}, {DefaultLane, 1}}, {{DefaultLane, 1}, {"vip", 3}, {"pro", 1}}}
+
 func TestModel(t *testing.T) {
 	limitRapidChecks(40)
 	users := []string{"a", "b", "c", "d", "e"}
@@ -472,12 +614,22 @@ func TestModel(t *testing.T) {
 				o := testOptions(rapid.IntRange(1, 3).Draw(rt, "capacity"))
 				o.QueueID, o.Now = fmt.Sprintf("%s-%d", prefix, run), clk.Now
 				o.ReadyTimeout, o.GoneRetention = 40*time.Second, 2*time.Minute
+				o.Lanes = rapid.SampledFrom(laneSets).Draw(rt, "lanes")
+				o.MaxSession = rapid.SampledFrom([]time.Duration{0, 45 * time.Second, 2 * time.Minute}).Draw(rt, "max session")
+				if opens := rapid.SampledFrom([]time.Duration{0, 30 * time.Second, 2 * time.Minute}).Draw(rt, "opens in"); opens > 0 {
+					o.OpensAt, o.ShuffleSeed = clk.Now().Add(opens), "seed"
+				}
 				q, err := New(b.Client, o)
 				if err != nil {
 					rt.Fatal(err)
 				}
 				o = q.Options()
-				m := &model{o: o, now: clk.Now().UnixMilli(), users: map[string]*mUser{}, gone: map[string]mGone{}, left: map[Reason]int64{}}
+				m := &model{o: o, now: clk.Now().UnixMilli(), users: map[string]*mUser{}, gone: map[string]mGone{}, left: map[Reason]int64{},
+					lanes: laneOrder(o.Lanes), cycle: laneCycle(laneOrder(o.Lanes)), capo: -1, seed: o.ShuffleSeed}
+				if !o.OpensAt.IsZero() {
+					m.opensAt = o.OpensAt.UnixMilli()
+				}
+				laneNames := []string{"", DefaultLane, "vip", "pro"}
 				var claims []Claim
 				check := func(what string, got, want any) {
 					if !reflect.DeepEqual(got, want) {
@@ -508,6 +660,7 @@ func TestModel(t *testing.T) {
 				rt.Repeat(map[string]func(*rapid.T){
 					"join": func(rt *rapid.T) {
 						u, c := rapid.SampledFrom(users).Draw(rt, "u"), rapid.SampledFrom(clients).Draw(rt, "client")
+						m.grantFor = rapid.SampledFrom(laneNames).Draw(rt, "grant lane")
 						p := m.proofOf(u, rapid.SampledFrom(proofs).Draw(rt, "proof"))
 						got, err := q.Join(bg, u, c, p)
 						errIs("join", err, nil)
@@ -614,6 +767,29 @@ func TestModel(t *testing.T) {
 						u := rapid.SampledFrom(users).Draw(rt, "u")
 						errIs("released "+u, q.Released(bg, u), m.released(u))
 					},
+					"pause": func(rt *rapid.T) {
+						m.paused = rapid.Bool().Draw(rt, "paused")
+						errIs("pause", q.SetPaused(bg, m.paused), nil)
+					},
+					"capacity": func(rt *rapid.T) {
+						n := rapid.IntRange(-1, 3).Draw(rt, "capacity override")
+						if n < 0 {
+							errIs("reset capacity", q.ResetCapacity(bg), nil)
+						} else {
+							errIs("set capacity", q.SetCapacity(bg, n), nil)
+						}
+						m.capo = n
+					},
+					"notice": func(rt *rapid.T) {
+						m.notice = rapid.SampledFrom([]string{"", "maintenance at 10:00", "维护中"}).Draw(rt, "notice")
+						errIs("notice", q.SetNotice(bg, m.notice), nil)
+					},
+					"kick": func(rt *rapid.T) {
+						u := rapid.SampledFrom(users).Draw(rt, "u")
+						got, err := q.Kick(bg, u)
+						errIs("kick", err, nil)
+						check("kick "+u, got, m.leave(u, ReasonKicked))
+					},
 					"advance": func(rt *rapid.T) {
 						d := rapid.SampledFrom(jumps).Draw(rt, "d")
 						clk.Advance(d)
@@ -624,7 +800,7 @@ func TestModel(t *testing.T) {
 						if err := q.CheckInvariants(bg); err != nil {
 							rt.Fatalf("invariants: %v", err)
 						}
-						args := []any{m.now}
+						args := []any{m.now, q.cycle}
 						var want []Status
 						for _, u := range users {
 							args = append(args, u)

@@ -40,6 +40,11 @@ type Queue struct {
 	rdb  Scripter
 	opts Options
 	keys []string // every queue-wide key, in keyID order, all under the queue's hash tag
+	// lanes are Options.Lanes in laneOrder; laneKeys the lines of all but the default
+	// (lanes.go); cycle the admission cycle the scripts follow.
+	lanes    []Lane
+	laneKeys []string
+	cycle    string
 }
 
 // New checks opts and returns the queue. It does not talk to Redis. Every duration must be
@@ -76,10 +81,27 @@ func New(rdb Scripter, opts Options) (*Queue, error) {
 	if opts.OutageGrace < 0 {
 		return nil, fmt.Errorf("new queue: OutageGrace must be >= 0 (0: no outage watch), got %v: %w", opts.OutageGrace, ErrInvalid)
 	}
+	if err := checkLanes(opts.Lanes); err != nil {
+		return nil, fmt.Errorf("new queue: %w", err)
+	}
+	if !opts.OpensAt.IsZero() && opts.ShuffleSeed == "" {
+		return nil, fmt.Errorf("new queue: OpensAt needs a ShuffleSeed: %w", ErrInvalid)
+	}
+	if opts.MaxSession < 0 || opts.RecordsMax < 0 {
+		return nil, fmt.Errorf("new queue: MaxSession %v and RecordsMax %d must be >= 0: %w", opts.MaxSession, opts.RecordsMax, ErrInvalid)
+	}
+	if opts.RecordsMax == 0 {
+		opts.RecordsMax = DefaultRecordsMax
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Queue{rdb: rdb, opts: opts, keys: queueKeys(opts.QueueID)}, nil
+	q := &Queue{rdb: rdb, opts: opts, keys: queueKeys(opts.QueueID), lanes: laneOrder(opts.Lanes)}
+	q.cycle = laneCycle(q.lanes)
+	for _, l := range q.lanes[min(1, len(q.lanes)):] {
+		q.laneKeys = append(q.laneKeys, laneKey(opts.QueueID, l.Name))
+	}
+	return q, nil
 }
 
 // Options returns the options in effect (Now filled in).

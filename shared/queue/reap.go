@@ -12,11 +12,16 @@ import (
 // (Releasing, never_started); Active users past their heartbeat deadline (Releasing,
 // heartbeat_timeout); expired claim leases (back to the front, or a reattach back to its
 // state); and up to 2·batch forgotten departures.
-// ARGV: now, batch, idleCutoff, goneRetention.
-// Reply: {idle, neverStarted, heartbeatTimeout, expiredClaims, more, releasingUser...}.
+// Active users whose session reached MaxSession (Releasing, time_limit); a record for everyone
+// who left. Then upkeep: the records trimmed to RecordsMax, the join checkpoints to a day,
+// this minute's queue length and slots held sampled into the history, minutes older than a
+// day dropped from it.
+// ARGV: now, batch, idleCutoff, goneRetention, maxSessionMs (0: no cap), recordsMax.
+// Reply: {idle, neverStarted, heartbeatTimeout, expiredClaims, more, timeLimit, releasingUser...}.
 var reapScript = newScript("reap", `
 local now, batch, cutoff, ret = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local out = {0, 0, 0, 0, 0}
+local maxs, recmax = tonumber(ARGV[5]), tonumber(ARGV[6])
+local out = {0, 0, 0, 0, 0, 0}
 local idle = redis.call('ZRANGEBYSCORE', K_SEEN, '-inf', cutoff, 'LIMIT', 0, batch)
 if #idle > 0 then
   local gone, reasons = {}, {}
@@ -25,8 +30,10 @@ if #idle > 0 then
     gone[2 * i] = u
     reasons[2 * i - 1] = u
     reasons[2 * i] = 'idle'
+    local li, score = find_lane(u)
+    if li then write_record(u, 'idle', now, score, lane_name(li)) end
   end
-  bulk('ZREM', K_LINE, idle)
+  for i = 1, #LANES do bulk('ZREM', LANES[i], idle) end
   bulk('ZREM', K_SEEN, idle)
   bulk('HDEL', K_CS, idle)
   bulk('ZADD', K_GONE, gone)
@@ -47,11 +54,33 @@ local lease = redis.call('ZRANGEBYSCORE', K_LEASE, '-inf', now, 'LIMIT', 0, batc
 for _, u in ipairs(lease) do
   unclaim(u, now)
 end
+local lim = {}
+if maxs > 0 then
+  local over = redis.call('ZRANGEBYSCORE', K_ST, '-inf', now - maxs, 'LIMIT', 0, batch)
+  for _, u in ipairs(over) do
+    if holder_state(u) == 'Active' then
+      to_releasing(u, 'Active', 'time_limit', now)
+      lim[#lim + 1] = u
+      out[#out + 1] = u
+    end
+  end
+end
 local gone = redis.call('ZRANGEBYSCORE', K_GONE, '-inf', now, 'LIMIT', 0, 2 * batch)
 bulk('ZREM', K_GONE, gone)
 bulk('HDEL', K_GR, gone)
-out[1], out[2], out[3], out[4] = #idle, #rdy, #act, #lease
-if #idle == batch or #rdy == batch or #act == batch or #lease == batch then out[5] = 1 end
+redis.call('XTRIM', K_REC, 'MAXLEN', '~', recmax)
+redis.call('ZREMRANGEBYRANK', K_JT, 0, -86402)
+local m = math.floor(now / 60000)
+redis.call('HSET', K_HIST, m .. ':q', line_length(), m .. ':h', held())
+local lo = tonumber(redis.call('HGET', K_CFG, 'histlo') or m)
+if lo <= m - 1440 then
+  local upto = math.min(m - 1440, lo + 60)
+  for x = lo, upto do redis.call('HDEL', K_HIST, x .. ':a', x .. ':l', x .. ':q', x .. ':h') end
+  lo = upto + 1
+end
+redis.call('HSET', K_CFG, 'histlo', lo)
+out[1], out[2], out[3], out[4], out[6] = #idle, #rdy, #act, #lease, #lim
+if #idle == batch or #rdy == batch or #act == batch or #lease == batch or #lim == batch then out[5] = 1 end
 return out
 `)
 
@@ -64,10 +93,11 @@ func (q *Queue) Reap(ctx context.Context, batch int) (ReapResult, error) {
 		return ReapResult{}, fmt.Errorf("reap: batch %d must be 1-%d: %w", batch, MaxBatch, ErrInvalid)
 	}
 	now := q.nowMS()
-	v, err := q.run(ctx, reapScript, now, batch, now-ms(q.opts.QueueIdleTimeout), ms(q.opts.GoneRetention))
+	v, err := q.run(ctx, reapScript, now, batch, now-ms(q.opts.QueueIdleTimeout), ms(q.opts.GoneRetention),
+		ms(q.opts.MaxSession), q.opts.RecordsMax)
 	var a []any
 	if err == nil {
-		a, err = replySlice(v, 5)
+		a, err = replySlice(v, 6)
 	}
 	if err != nil {
 		return ReapResult{}, fmt.Errorf("reap %d: %w", batch, err)
@@ -78,7 +108,10 @@ func (q *Queue) Reap(ctx context.Context, batch int) (ReapResult, error) {
 			res.Dropped[r] = n
 		}
 	}
-	for _, u := range a[5:] {
+	if n := int(replyInt(a[5])); n > 0 {
+		res.Dropped[ReasonTimeLimit] = n
+	}
+	for _, u := range a[6:] {
 		res.Releasing = append(res.Releasing, replyString(u))
 	}
 	return res, nil

@@ -38,7 +38,7 @@ func replyInt(v any) int64 {
 	}
 }
 
-// replyStatus reads {state, position, length, serverSession, client, reason, joinID}, or
+// replyStatus reads {state, position, length, serverSession, client, reason, joinID, lane}, or
 // {'BadTicket'} (ErrBadTicket); hot
 // paths leave out trailing empty fields (a shorter reply is cheaper to build in Lua).
 func replyStatus(v any) (Status, error) {
@@ -46,14 +46,14 @@ func replyStatus(v any) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	if len(a) > 7 {
-		return Status{}, fmt.Errorf("status reply has %d items, want at most 7", len(a))
+	if len(a) > 8 {
+		return Status{}, fmt.Errorf("status reply has %d items, want at most 8", len(a))
 	}
 	if len(a) == 1 && replyString(a[0]) == "BadTicket" {
 		return Status{}, ErrBadTicket
 	}
-	a = append(a, make([]any, 7-len(a))...)
-	return Status{
+	a = append(a, make([]any, 8-len(a))...)
+	st := Status{
 		State:         State(replyString(a[0])),
 		Position:      replyInt(a[1]),
 		Length:        replyInt(a[2]),
@@ -61,7 +61,12 @@ func replyStatus(v any) (Status, error) {
 		Client:        decodeClient(replyString(a[4])),
 		Reason:        Reason(replyString(a[5])),
 		JoinID:        replyString(a[6]),
-	}, nil
+		Lane:          replyString(a[7]),
+	}
+	if st.Lane == "" && (st.State == StateQueued || st.State.Holds()) {
+		st.Lane = DefaultLane
+	}
+	return st, nil
 }
 
 // replyClaims reads {user, client, token, ...} triples.

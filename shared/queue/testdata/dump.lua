@@ -9,11 +9,20 @@ local K_ACT = KEYS[8]
 local K_REL = KEYS[9]
 local K_GONE = KEYS[10]
 local K_GR = KEYS[11]
+local K_CFG = KEYS[12]
+local LANES = {K_LINE}
+for i = 13, #KEYS do LANES[#LANES + 1] = KEYS[i] end
 
 local out = {}
-for _, k in ipairs({K_LINE, K_SEEN, K_LEASE, K_RDY, K_ACT, K_REL, K_GONE}) do
+local all = {}
+for i = 1, #LANES do
+  for _, x in ipairs(redis.call('ZRANGE', LANES[i], 0, -1, 'WITHSCORES')) do all[#all + 1] = x end
+end
+out[1] = all
+for _, k in ipairs({K_SEEN, K_LEASE, K_RDY, K_ACT, K_REL, K_GONE}) do
   out[#out + 1] = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
 end
 for _, k in ipairs({K_CS, K_HOLD, K_GR}) do out[#out + 1] = redis.call('HGETALL', k) end
 out[#out + 1] = redis.call('GET', K_SEQ) or '0'
+out[#out + 1] = redis.call('HGET', K_CFG, 'capo_set') or ''
 return out

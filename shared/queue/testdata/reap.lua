@@ -9,7 +9,17 @@ local K_REL = KEYS[8]
 local K_GONE = KEYS[9]
 local K_GR = KEYS[10]
 local K_CNT = KEYS[11]
+local K_CFG = KEYS[12]
+local K_REC = KEYS[13]
+local K_JT = KEYS[14]
+local K_ST = KEYS[15]
+local K_HIST = KEYS[16]
+local LANES = {K_LINE}
+for i = 17, #KEYS do LANES[#LANES + 1] = KEYS[i] end
 
+local function holder_state(u)
+  return redis.call('HGET', K_HOLD, 's:' .. u)
+end
 local function state_zset(st)
   if st == 'Admitting' then return K_LEASE end
   if st == 'Ready' then return K_RDY end
@@ -18,7 +28,59 @@ local function state_zset(st)
   return nil
 end
 local function drop_holder(u)
-  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u)
+  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u, 'l:' .. u, 'ad:' .. u)
+  redis.call('ZREM', K_ST, u)
+end
+local function find_lane(u)
+  for i = 1, #LANES do
+    local s = redis.call('ZSCORE', LANES[i], u)
+    if s then return i, s end
+  end
+  return nil
+end
+local function lane_name(i)
+  if i == 1 then return 'default' end
+  return string.sub(LANES[i], #K_LINE + 2)
+end
+local function lane_key(name)
+  if name and name ~= '' then
+    for i = 2, #LANES do
+      if lane_name(i) == name then return LANES[i] end
+    end
+  end
+  return K_LINE
+end
+local function line_length()
+  local n = 0
+  for i = 1, #LANES do n = n + redis.call('ZCARD', LANES[i]) end
+  return n
+end
+local function decode_score(score)
+  score = tonumber(score)
+  if score >= 4503599627370496 then
+    local x = score - 4503599627370496
+    return math.floor(x / 65536), x % 65536
+  end
+  return score % 134217728, 0
+end
+local function joined_at(seq)
+  local r = redis.call('ZREVRANGEBYSCORE', K_JT, seq, '-inf', 'LIMIT', 0, 1)
+  return r[1]
+end
+local function write_record(u, reason, now, score, lane, adm, started)
+  local j, k = '', 0
+  if score then
+    local seq
+    seq, k = decode_score(score)
+    j = joined_at(seq) or ''
+  end
+  redis.call('XADD', K_REC, '*', 'u', u, 'l', lane or 'default', 'j', j, 'a', adm or '', 's', started or '', 'e', now, 'y', reason, 'k', k)
+  redis.call('HINCRBY', K_CNT, 'records', 1)
+  redis.call('HINCRBY', K_HIST, math.floor(now / 60000) .. ':l', 1)
+end
+local function record_holder(u, reason, now)
+  write_record(u, reason, now, redis.call('HGET', K_HOLD, 'q:' .. u), redis.call('HGET', K_HOLD, 'l:' .. u),
+    redis.call('HGET', K_HOLD, 'ad:' .. u), redis.call('ZSCORE', K_ST, u))
 end
 local function count_left(reason)
   redis.call('HINCRBY', K_CNT, 'left:' .. reason, 1)
@@ -29,6 +91,8 @@ local function to_releasing(u, st, reason, now)
   redis.call('HSET', K_HOLD, 's:' .. u, 'Releasing', 'y:' .. u, reason)
   redis.call('ZADD', K_REL, now, u)
   count_left(reason)
+  record_holder(u, reason, now)
+  redis.call('ZREM', K_ST, u)
 end
 local function unclaim(u, now)
   redis.call('ZREM', K_LEASE, u)
@@ -40,8 +104,9 @@ local function unclaim(u, now)
     redis.call('ZADD', state_zset(prev), d, u)
   else
     local seq = redis.call('HGET', K_HOLD, 'q:' .. u)
+    local lane = lane_key(redis.call('HGET', K_HOLD, 'l:' .. u))
     drop_holder(u)
-    redis.call('ZADD', K_LINE, seq, u)
+    redis.call('ZADD', lane, seq, u)
     redis.call('ZADD', K_SEEN, now, u)
   end
 end
@@ -50,9 +115,13 @@ local function bulk(cmd, key, args)
     redis.call(cmd, key, unpack(args, i, math.min(i + 999, #args)))
   end
 end
+local function held()
+  return redis.call('ZCARD', K_LEASE) + redis.call('ZCARD', K_RDY) + redis.call('ZCARD', K_ACT) + redis.call('ZCARD', K_REL)
+end
 
 local now, batch, cutoff, ret = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local out = {0, 0, 0, 0, 0}
+local maxs, recmax = tonumber(ARGV[5]), tonumber(ARGV[6])
+local out = {0, 0, 0, 0, 0, 0}
 local idle = redis.call('ZRANGEBYSCORE', K_SEEN, '-inf', cutoff, 'LIMIT', 0, batch)
 if #idle > 0 then
   local gone, reasons = {}, {}
@@ -61,8 +130,10 @@ if #idle > 0 then
     gone[2 * i] = u
     reasons[2 * i - 1] = u
     reasons[2 * i] = 'idle'
+    local li, score = find_lane(u)
+    if li then write_record(u, 'idle', now, score, lane_name(li)) end
   end
-  bulk('ZREM', K_LINE, idle)
+  for i = 1, #LANES do bulk('ZREM', LANES[i], idle) end
   bulk('ZREM', K_SEEN, idle)
   bulk('HDEL', K_CS, idle)
   bulk('ZADD', K_GONE, gone)
@@ -83,9 +154,31 @@ local lease = redis.call('ZRANGEBYSCORE', K_LEASE, '-inf', now, 'LIMIT', 0, batc
 for _, u in ipairs(lease) do
   unclaim(u, now)
 end
+local lim = {}
+if maxs > 0 then
+  local over = redis.call('ZRANGEBYSCORE', K_ST, '-inf', now - maxs, 'LIMIT', 0, batch)
+  for _, u in ipairs(over) do
+    if holder_state(u) == 'Active' then
+      to_releasing(u, 'Active', 'time_limit', now)
+      lim[#lim + 1] = u
+      out[#out + 1] = u
+    end
+  end
+end
 local gone = redis.call('ZRANGEBYSCORE', K_GONE, '-inf', now, 'LIMIT', 0, 2 * batch)
 bulk('ZREM', K_GONE, gone)
 bulk('HDEL', K_GR, gone)
-out[1], out[2], out[3], out[4] = #idle, #rdy, #act, #lease
-if #idle == batch or #rdy == batch or #act == batch or #lease == batch then out[5] = 1 end
+redis.call('XTRIM', K_REC, 'MAXLEN', '~', recmax)
+redis.call('ZREMRANGEBYRANK', K_JT, 0, -86402)
+local m = math.floor(now / 60000)
+redis.call('HSET', K_HIST, m .. ':q', line_length(), m .. ':h', held())
+local lo = tonumber(redis.call('HGET', K_CFG, 'histlo') or m)
+if lo <= m - 1440 then
+  local upto = math.min(m - 1440, lo + 60)
+  for x = lo, upto do redis.call('HDEL', K_HIST, x .. ':a', x .. ':l', x .. ':q', x .. ':h') end
+  lo = upto + 1
+end
+redis.call('HSET', K_CFG, 'histlo', lo)
+out[1], out[2], out[3], out[4], out[6] = #idle, #rdy, #act, #lease, #lim
+if #idle == batch or #rdy == batch or #act == batch or #lease == batch or #lim == batch then out[5] = 1 end
 return out

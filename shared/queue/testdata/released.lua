@@ -4,12 +4,14 @@ local K_REL = KEYS[3]
 local K_GONE = KEYS[4]
 local K_GR = KEYS[5]
 local K_TKG = KEYS[6]
+local K_ST = KEYS[7]
 
 local function holder_state(u)
   return redis.call('HGET', K_HOLD, 's:' .. u)
 end
 local function drop_holder(u)
-  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u)
+  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u, 'l:' .. u, 'ad:' .. u)
+  redis.call('ZREM', K_ST, u)
 end
 local function set_gone(u, reason, now, retention)
   redis.call('ZADD', K_GONE, now + retention, u)

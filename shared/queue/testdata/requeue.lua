@@ -5,6 +5,9 @@ local K_LEASE = KEYS[4]
 local K_RDY = KEYS[5]
 local K_ACT = KEYS[6]
 local K_REL = KEYS[7]
+local K_ST = KEYS[8]
+local LANES = {K_LINE}
+for i = 9, #KEYS do LANES[#LANES + 1] = KEYS[i] end
 
 local function holder_state(u)
   return redis.call('HGET', K_HOLD, 's:' .. u)
@@ -17,7 +20,20 @@ local function state_zset(st)
   return nil
 end
 local function drop_holder(u)
-  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u)
+  redis.call('HDEL', K_HOLD, 's:' .. u, 't:' .. u, 'q:' .. u, 'ss:' .. u, 'r:' .. u, 'd:' .. u, 'y:' .. u, 'a:' .. u, 'l:' .. u, 'ad:' .. u)
+  redis.call('ZREM', K_ST, u)
+end
+local function lane_name(i)
+  if i == 1 then return 'default' end
+  return string.sub(LANES[i], #K_LINE + 2)
+end
+local function lane_key(name)
+  if name and name ~= '' then
+    for i = 2, #LANES do
+      if lane_name(i) == name then return LANES[i] end
+    end
+  end
+  return K_LINE
 end
 local function unclaim(u, now)
   redis.call('ZREM', K_LEASE, u)
@@ -29,8 +45,9 @@ local function unclaim(u, now)
     redis.call('ZADD', state_zset(prev), d, u)
   else
     local seq = redis.call('HGET', K_HOLD, 'q:' .. u)
+    local lane = lane_key(redis.call('HGET', K_HOLD, 'l:' .. u))
     drop_holder(u)
-    redis.call('ZADD', K_LINE, seq, u)
+    redis.call('ZADD', lane, seq, u)
     redis.call('ZADD', K_SEEN, now, u)
   end
 end

@@ -10,6 +10,12 @@ local K_GONE = KEYS[9]
 local K_GR = KEYS[10]
 local K_CNT = KEYS[11]
 local K_TKG = KEYS[12]
+local K_REC = KEYS[13]
+local K_JT = KEYS[14]
+local K_ST = KEYS[15]
+local K_HIST = KEYS[16]
+local LANES = {K_LINE}
+for i = 17, #KEYS do LANES[#LANES + 1] = KEYS[i] end
 
 local function holder_state(u)
   return redis.call('HGET', K_HOLD, 's:' .. u)
@@ -21,8 +27,47 @@ local function state_zset(st)
   if st == 'Releasing' then return K_REL end
   return nil
 end
+local function find_lane(u)
+  for i = 1, #LANES do
+    local s = redis.call('ZSCORE', LANES[i], u)
+    if s then return i, s end
+  end
+  return nil
+end
+local function lane_name(i)
+  if i == 1 then return 'default' end
+  return string.sub(LANES[i], #K_LINE + 2)
+end
+local function decode_score(score)
+  score = tonumber(score)
+  if score >= 4503599627370496 then
+    local x = score - 4503599627370496
+    return math.floor(x / 65536), x % 65536
+  end
+  return score % 134217728, 0
+end
+local function joined_at(seq)
+  local r = redis.call('ZREVRANGEBYSCORE', K_JT, seq, '-inf', 'LIMIT', 0, 1)
+  return r[1]
+end
+local function write_record(u, reason, now, score, lane, adm, started)
+  local j, k = '', 0
+  if score then
+    local seq
+    seq, k = decode_score(score)
+    j = joined_at(seq) or ''
+  end
+  redis.call('XADD', K_REC, '*', 'u', u, 'l', lane or 'default', 'j', j, 'a', adm or '', 's', started or '', 'e', now, 'y', reason, 'k', k)
+  redis.call('HINCRBY', K_CNT, 'records', 1)
+  redis.call('HINCRBY', K_HIST, math.floor(now / 60000) .. ':l', 1)
+end
+local function record_holder(u, reason, now)
+  write_record(u, reason, now, redis.call('HGET', K_HOLD, 'q:' .. u), redis.call('HGET', K_HOLD, 'l:' .. u),
+    redis.call('HGET', K_HOLD, 'ad:' .. u), redis.call('ZSCORE', K_ST, u))
+end
 local function join_id(u)
-  return redis.call('HGET', K_TKG, u) or redis.call('ZSCORE', K_LINE, u) or redis.call('HGET', K_HOLD, 'q:' .. u)
+  local _, score = find_lane(u)
+  return redis.call('HGET', K_TKG, u) or score or redis.call('HGET', K_HOLD, 'q:' .. u)
 end
 local function proof_ok(u, proof)
   if proof == '*' or proof == 'G' then return true end
@@ -39,7 +84,7 @@ local function count_left(reason)
   redis.call('HINCRBY', K_CNT, 'left:' .. reason, 1)
 end
 local function leave_line(u)
-  redis.call('ZREM', K_LINE, u)
+  for i = 1, #LANES do redis.call('ZREM', LANES[i], u) end
   redis.call('ZREM', K_SEEN, u)
   redis.call('HDEL', K_CS, u)
 end
@@ -49,18 +94,23 @@ local function to_releasing(u, st, reason, now)
   redis.call('HSET', K_HOLD, 's:' .. u, 'Releasing', 'y:' .. u, reason)
   redis.call('ZADD', K_REL, now, u)
   count_left(reason)
+  record_holder(u, reason, now)
+  redis.call('ZREM', K_ST, u)
 end
 
 local u, now, ret, proof = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-if redis.call('ZSCORE', K_LINE, u) then
+local reason = ARGV[5] or 'stopped'
+local li, score = find_lane(u)
+if li then
   if not proof_ok(u, proof) then return 'BadTicket' end
   leave_line(u)
-  set_gone(u, 'stopped', now, ret)
-  count_left('stopped')
+  set_gone(u, reason, now, ret)
+  count_left(reason)
+  write_record(u, reason, now, score, lane_name(li))
   return 'Queued'
 end
 local st = holder_state(u)
 if not st then return '' end
 if not proof_ok(u, proof) then return 'BadTicket' end
-if st ~= 'Releasing' then to_releasing(u, st, 'stopped', now) end
+if st ~= 'Releasing' then to_releasing(u, st, reason, now) end
 return st

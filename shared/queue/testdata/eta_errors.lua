@@ -1,0 +1,3 @@
+local K_ETAERR = KEYS[1]
+
+return redis.call('LRANGE', K_ETAERR, 0, -1)
