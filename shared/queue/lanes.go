@@ -78,7 +78,8 @@ func laneOrder(lanes []Lane) []Lane {
 }
 
 // laneCycle is the admission cycle of lanes (in laneOrder) as the scripts read it: one byte
-// per turn, '1' + the lane's index. Smooth weighted round robin spreads each lane's turns.
+// per turn, '1' + the lane's index. Smooth weighted round robin spreads each lane's turns; on
+// a tie the heavier lane goes first.
 // Without lanes it is "1": every turn the one line's.
 func laneCycle(lanes []Lane) string {
 	if len(lanes) == 0 {
@@ -94,7 +95,7 @@ func laneCycle(lanes []Lane) string {
 		best := 0
 		for i, l := range lanes {
 			cur[i] += l.Weight
-			if cur[i] > cur[best] {
+			if cur[i] > cur[best] || (cur[i] == cur[best] && l.Weight > lanes[best].Weight) {
 				best = i
 			}
 		}

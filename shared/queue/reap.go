@@ -36,6 +36,7 @@ if #idle > 0 then
   for i = 1, #LANES do bulk('ZREM', LANES[i], idle) end
   bulk('ZREM', K_SEEN, idle)
   bulk('HDEL', K_CS, idle)
+  bulk('HDEL', K_TKG, idle)
   bulk('ZADD', K_GONE, gone)
   bulk('HSET', K_GR, reasons)
   redis.call('HINCRBY', K_CNT, 'left:idle', #idle)

@@ -9,13 +9,14 @@ local K_REL = KEYS[8]
 local K_GONE = KEYS[9]
 local K_GR = KEYS[10]
 local K_CNT = KEYS[11]
-local K_CFG = KEYS[12]
-local K_REC = KEYS[13]
-local K_JT = KEYS[14]
-local K_ST = KEYS[15]
-local K_HIST = KEYS[16]
+local K_TKG = KEYS[12]
+local K_CFG = KEYS[13]
+local K_REC = KEYS[14]
+local K_JT = KEYS[15]
+local K_ST = KEYS[16]
+local K_HIST = KEYS[17]
 local LANES = {K_LINE}
-for i = 17, #KEYS do LANES[#LANES + 1] = KEYS[i] end
+for i = 18, #KEYS do LANES[#LANES + 1] = KEYS[i] end
 
 local function holder_state(u)
   return redis.call('HGET', K_HOLD, 's:' .. u)
@@ -136,6 +137,7 @@ if #idle > 0 then
   for i = 1, #LANES do bulk('ZREM', LANES[i], idle) end
   bulk('ZREM', K_SEEN, idle)
   bulk('HDEL', K_CS, idle)
+  bulk('HDEL', K_TKG, idle)
   bulk('ZADD', K_GONE, gone)
   bulk('HSET', K_GR, reasons)
   redis.call('HINCRBY', K_CNT, 'left:idle', #idle)
