@@ -144,7 +144,7 @@ func (q *fakeQueue) Stats(ctx context.Context) (queue.Stats, error) {
 	return q.stats(ctx)
 }
 
-func (q *fakeQueue) Join(ctx context.Context, userID string, c queue.Client, _ queue.Proof) (queue.Status, error) {
+func (q *fakeQueue) JoinETA(ctx context.Context, userID string, c queue.Client, _ queue.Proof, _ time.Duration) (queue.Status, error) {
 	return queue.Status{}, errNotUsed("Join")
 }
 

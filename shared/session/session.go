@@ -22,7 +22,9 @@ import (
 // Line is what the use cases need of the queue: a user's place and status. *queue.Queue
 // satisfies it.
 type Line interface {
-	Join(ctx context.Context, userID string, c queue.Client, p queue.Proof) (queue.Status, error)
+	// JoinETA is Join that stores a new user's first ETA (perPlace per position ahead) so the
+	// queue can measure the estimate against the actual wait.
+	JoinETA(ctx context.Context, userID string, c queue.Client, p queue.Proof, perPlace time.Duration) (queue.Status, error)
 	Poll(ctx context.Context, userID string, c queue.Client, p queue.Proof) (queue.Status, error)
 	ClaimUser(ctx context.Context, userID string) (queue.Claim, bool, error)
 	Reattach(ctx context.Context, userID string, c queue.Client, p queue.Proof) (queue.Claim, bool, error)

@@ -127,14 +127,14 @@ func (s *Service) start(ctx context.Context, userID string, c queue.Client, st q
 // DestroySession failed, or a stop just now): its slot must be confirmed free at CAR before
 // the user may queue for a new one.
 func (s *Service) joinReleased(ctx context.Context, userID string, c queue.Client, p queue.Proof) (queue.Status, error) {
-	st, err := s.line.Join(ctx, userID, c, p)
+	st, err := s.line.JoinETA(ctx, userID, c, p, s.perPlace(ctx))
 	if err != nil || st.State != queue.StateReleasing || st.JoinID == "" {
 		return st, err
 	}
 	if err := s.Release(ctx, userID); err != nil {
 		return st, fmt.Errorf("%w: previous session still being released: %w", ErrCARUnavailable, err)
 	}
-	if st, err = s.line.Join(ctx, userID, c, p); err != nil {
+	if st, err = s.line.JoinETA(ctx, userID, c, p, s.perPlace(ctx)); err != nil {
 		return st, err
 	}
 	if st.State == queue.StateReleasing {

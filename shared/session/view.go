@@ -33,6 +33,16 @@ func (s *Service) view(ctx context.Context, st queue.Status) View {
 	}
 }
 
+// perPlace is the estimated wait per position ahead, 0 while unknown: what a new user's first
+// ETA is made of, stored with its join.
+func (s *Service) perPlace(ctx context.Context) time.Duration {
+	rate := s.rate.get(ctx)
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(time.Minute) / rate)
+}
+
 // nextPoll is NextPollMs for a position:
 //
 //	PollMin × √position, capped at PollMax, then ±20% uniform jitter
