@@ -83,6 +83,8 @@ type Options struct {
 	MaxSession time.Duration
 	// RecordsMax bounds the departures kept for /admin/records and the webhook (0: 100,000).
 	RecordsMax int
+	// Deliver says a webhook delivers the records, so Due reports undelivered ones.
+	Deliver bool
 	Now        func() time.Time // the clock of every score and deadline; nil means time.Now
 }
 

@@ -82,6 +82,9 @@ func (q *Queue) SetCARTotal(ctx context.Context, total int) error {
 type Work struct {
 	Users    bool // someone is queued or holds a slot, or a departure is to be forgotten
 	CARTotal bool // a Capacity-0 queue whose CAR Total is missing or older than the refresh
+	// Records: records the webhook has not delivered (only for a queue whose
+	// Options.Deliver is set).
+	Records bool
 }
 
 // Pipeliner is what Due needs of a client besides scripts: a pipeline (a cluster client
@@ -96,16 +99,19 @@ type Pipeliner interface {
 // queue, two plain commands (no Lua: an idle queue is the common case, and a script call costs
 // several times a command): EXISTS over the line and the holder sets (Redis drops an empty
 // set, so 0 means nobody is queued or holds a slot), and the earliest departure to forget; a
-// Capacity-0 queue adds when CAR's Total was read. carEvery is how old that may get.
+// Capacity-0 queue adds when CAR's Total was read, and one whose records are delivered
+// (Options.Deliver) how many were written and delivered. carEvery is how old that may get.
 func Due(ctx context.Context, rdb Pipeliner, qs []*Queue, carEvery time.Duration) ([]Work, error) {
 	if len(qs) == 0 {
 		return nil, nil
 	}
 	p := rdb.Pipeline()
 	type probe struct {
-		users *redis.IntCmd
-		gone  *redis.ZSliceCmd
-		at    *redis.StringCmd
+		users     *redis.IntCmd
+		gone      *redis.ZSliceCmd
+		at        *redis.StringCmd
+		written   *redis.StringCmd
+		delivered *redis.StringCmd
 	}
 	probes := make([]probe, len(qs))
 	for i, q := range qs {
@@ -114,6 +120,10 @@ func Due(ctx context.Context, rdb Pipeliner, qs []*Queue, carEvery time.Duration
 		probes[i].gone = p.ZRangeWithScores(ctx, k[kGone], 0, 0)
 		if q.opts.Capacity == 0 {
 			probes[i].at = p.HGet(ctx, k[kCfg], "cartotal_at")
+		}
+		if q.opts.Deliver {
+			probes[i].written = p.HGet(ctx, k[kCnt], "records")
+			probes[i].delivered = p.HGet(ctx, k[kCfg], "whn")
 		}
 	}
 	if _, err := p.Exec(ctx); err != nil && err != redis.Nil {
@@ -130,6 +140,11 @@ func Due(ctx context.Context, rdb Pipeliner, qs []*Queue, carEvery time.Duration
 		if pr.at != nil {
 			at, _ := strconv.ParseInt(pr.at.Val(), 10, 64)
 			out[i].CARTotal = now-at >= ms(carEvery)
+		}
+		if pr.written != nil {
+			w, _ := strconv.ParseInt(pr.written.Val(), 10, 64)
+			d, _ := strconv.ParseInt(pr.delivered.Val(), 10, 64)
+			out[i].Records = w > d
 		}
 	}
 	return out, nil

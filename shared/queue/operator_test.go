@@ -277,3 +277,25 @@ func must2(t *testing.T) func(r []Record, next string, err error) ([]Record, str
 		return r, next
 	}
 }
+
+func TestDueReportsUndeliveredRecords(t *testing.T) {
+	o := testOptions(1)
+	o.Deliver = true
+	forBackends(t, o, func(t *testing.T, q *Queue, clk *testkit.Clock) {
+		rdb := q.rdb.(Pipeliner)
+		w := must[[]Work](t)(Due(bg, rdb, []*Queue{q}, time.Minute))
+		if w[0].Records {
+			t.Fatal("records due on a fresh queue")
+		}
+		must[Status](t)(q.Join(bg, "a", Client{}, Trusted))
+		must[State](t)(q.Stop(bg, "a", Trusted))
+		if w := must[[]Work](t)(Due(bg, rdb, []*Queue{q}, time.Minute)); !w[0].Records {
+			t.Fatal("an undelivered record is not due")
+		}
+		recs := must[[]Record](t)(q.Undelivered(bg, 10))
+		noErr(t, q.Delivered(bg, recs[len(recs)-1].ID))
+		if w := must[[]Work](t)(Due(bg, rdb, []*Queue{q}, time.Minute)); w[0].Records {
+			t.Fatal("records still due after delivery")
+		}
+	})
+}
