@@ -109,10 +109,16 @@ local function joined_at(seq)
   local r = redis.call('ZREVRANGEBYSCORE', K_JT, seq, '-inf', 'LIMIT', 0, 1)
   return r[1]
 end`},
+	// n more records written, and n more departures this minute
+	{"count_records", `
+local function count_records(n, now)
+  redis.call('HINCRBY', K_CNT, 'records', n)
+  redis.call('HINCRBY', K_HIST, math.floor(now / 60000) .. ':l', n)
+end`},
 	// the record of a departure (records.go); score is the user's join score, adm and started
-	// are ms or nil
+	// are ms or nil; many: the caller counts a batch itself (count_records)
 	{"write_record", `
-local function write_record(u, reason, now, score, lane, adm, started)
+local function write_record(u, reason, now, score, lane, adm, started, many)
   local j, k = '', 0
   if score then
     local seq
@@ -120,8 +126,7 @@ local function write_record(u, reason, now, score, lane, adm, started)
     j = joined_at(seq) or ''
   end
   redis.call('XADD', K_REC, '*', 'u', u, 'l', lane or 'default', 'j', j, 'a', adm or '', 's', started or '', 'e', now, 'y', reason, 'k', k)
-  redis.call('HINCRBY', K_CNT, 'records', 1)
-  redis.call('HINCRBY', K_HIST, math.floor(now / 60000) .. ':l', 1)
+  if not many then count_records(1, now) end
 end`},
 	// the record of a holder's departure, from its details
 	{"record_holder", `

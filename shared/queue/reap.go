@@ -31,8 +31,9 @@ if #idle > 0 then
     reasons[2 * i - 1] = u
     reasons[2 * i] = 'idle'
     local li, score = find_lane(u)
-    if li then write_record(u, 'idle', now, score, lane_name(li)) end
+    if li then write_record(u, 'idle', now, score, lane_name(li), nil, nil, true) end
   end
+  count_records(#idle, now)
   for i = 1, #LANES do bulk('ZREM', LANES[i], idle) end
   bulk('ZREM', K_SEEN, idle)
   bulk('HDEL', K_CS, idle)

@@ -50,7 +50,11 @@ local function joined_at(seq)
   local r = redis.call('ZREVRANGEBYSCORE', K_JT, seq, '-inf', 'LIMIT', 0, 1)
   return r[1]
 end
-local function write_record(u, reason, now, score, lane, adm, started)
+local function count_records(n, now)
+  redis.call('HINCRBY', K_CNT, 'records', n)
+  redis.call('HINCRBY', K_HIST, math.floor(now / 60000) .. ':l', n)
+end
+local function write_record(u, reason, now, score, lane, adm, started, many)
   local j, k = '', 0
   if score then
     local seq
@@ -58,8 +62,7 @@ local function write_record(u, reason, now, score, lane, adm, started)
     j = joined_at(seq) or ''
   end
   redis.call('XADD', K_REC, '*', 'u', u, 'l', lane or 'default', 'j', j, 'a', adm or '', 's', started or '', 'e', now, 'y', reason, 'k', k)
-  redis.call('HINCRBY', K_CNT, 'records', 1)
-  redis.call('HINCRBY', K_HIST, math.floor(now / 60000) .. ':l', 1)
+  if not many then count_records(1, now) end
 end
 local function record_holder(u, reason, now)
   write_record(u, reason, now, redis.call('HGET', K_HOLD, 'q:' .. u), redis.call('HGET', K_HOLD, 'l:' .. u),
