@@ -69,6 +69,16 @@ type Config struct {
 	GoneRetention     time.Duration
 	RateWindow        time.Duration
 
+	// The first queue's lanes, opening and session limit (see Queue).
+	Lanes          []Lane
+	OpensAt        time.Time
+	MaxSession     time.Duration
+	SessionWarning time.Duration
+
+	RecordsMax    int
+	WebhookURL    string
+	WebhookSecret string
+
 	ReaperBatch      int
 	ReaperMaxBatches int
 
@@ -125,6 +135,7 @@ func FromEnv(getenv func(string) string, local bool) (Config, error) {
 	c.Capacity, c.CARRunMode = q.Capacity, q.RunMode
 	c.QueueIdleTimeout, c.HeartbeatTimeout, c.ReadyTimeout = q.QueueIdleTimeout, q.HeartbeatTimeout, q.ReadyTimeout
 	c.HeartbeatInterval, c.PollMinInterval, c.PollMaxInterval = q.HeartbeatInterval, q.PollMinInterval, q.PollMaxInterval
+	c.Lanes, c.OpensAt, c.MaxSession, c.SessionWarning = q.Lanes, q.OpensAt, q.MaxSession, q.SessionWarning
 	return c, nil
 }
 
@@ -176,6 +187,13 @@ func (r *reader) read(c *Config) {
 	c.ReaperMaxAdmit = r.intRange("REAPER_MAX_ADMIT", 0, 1_000_000)
 	c.ReaperParallel = r.intRange("REAPER_PARALLEL", 1, 256)
 	c.ReaperQueues = r.intRange("REAPER_QUEUES", 1, 1024)
+	c.Lanes = r.lanes("LANES")
+	c.OpensAt = r.timestamp("OPENS_AT")
+	c.MaxSession = r.zeroOrDuration("MAX_SESSION", time.Second)
+	c.SessionWarning = r.duration("SESSION_WARNING", time.Second)
+	c.RecordsMax = r.intRange("RECORDS_MAX", 1000, 10_000_000)
+	c.WebhookURL = r.url("WEBHOOK_URL")
+	c.WebhookSecret = r.secret("WEBHOOK_SECRET")
 	c.TicketSecret = r.secret("TICKET_SECRET")
 	c.TicketSecretPrevious = r.secret("TICKET_SECRET_PREVIOUS")
 	c.GrantSecret = r.secret("GRANT_SECRET")

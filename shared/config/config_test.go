@@ -89,7 +89,9 @@ func TestAllVariablesParsed(t *testing.T) {
 		"REAPER_RUN_TIME": "25s", "REAPER_PAUSE": "250ms", "REAPER_QUEUES": "3", "CAR_TOTAL_REFRESH": "45s",
 		"STOP_RELEASE_WAIT": "3s", "RELEASE_RETRY_MIN": "2s", "RELEASE_RETRY_MAX": "30s",
 		"TICKET_SECRET_PREVIOUS": "previous-secret-0123", "ADMIN_TOKEN": "tok", "CORS_ORIGIN": "https://a.example",
-		"LOG_LEVEL": "debug",
+		"LOG_LEVEL": "debug", "LANES": "vip=3,default=1", "OPENS_AT": "2026-12-24T20:00:00+08:00",
+		"MAX_SESSION": "1h", "SESSION_WARNING": "10m", "RECORDS_MAX": "5000",
+		"WEBHOOK_URL": "https://hooks.example.com/r", "WEBHOOK_SECRET": "webhook-secret-0123",
 	} {
 		m[k] = v
 	}
@@ -97,6 +99,7 @@ func TestAllVariablesParsed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	opens, _ := time.Parse(time.RFC3339, "2026-12-24T20:00:00+08:00")
 	want := Config{
 		RedisAddr: "10.0.0.5:6379", RedisAddrs: []string{"10.0.0.5:6379"}, RedisPassword: "pw", RedisDB: 3, QueueID: "q-1",
 		CARProjectID: "cap-abc", CARApplicationID: "app-1", CARApplicationVersionID: "ver-1",
@@ -111,8 +114,11 @@ func TestAllVariablesParsed(t *testing.T) {
 			ID: "q-1", ProjectID: "cap-abc", ApplicationID: "app-1", ApplicationVersionID: "ver-1", Capacity: 10,
 			RunMode: "RunWithoutClient", QueueIdleTimeout: 2 * time.Minute, HeartbeatTimeout: 40 * time.Second,
 			ReadyTimeout: 45 * time.Second, HeartbeatInterval: 10 * time.Second, PollMinInterval: 2 * time.Second,
-			PollMaxInterval: 20 * time.Second,
+			PollMaxInterval: 20 * time.Second, Lanes: []Lane{{"vip", 3}, {"default", 1}}, OpensAt: opens,
+			MaxSession: time.Hour, SessionWarning: 10 * time.Minute,
 		}},
+		Lanes: []Lane{{"vip", 3}, {"default", 1}}, OpensAt: opens, MaxSession: time.Hour, SessionWarning: 10 * time.Minute,
+		RecordsMax: 5000, WebhookURL: "https://hooks.example.com/r", WebhookSecret: "webhook-secret-0123",
 		StopReleaseWait: 3 * time.Second, ReleaseRetryMin: 2 * time.Second, ReleaseRetryMax: 30 * time.Second,
 		TicketSecret: "0123456789abcdef0123", TicketSecretPrevious: "previous-secret-0123",
 		AdminToken: "tok", CORSOrigin: "https://a.example", LogLevel: -4,

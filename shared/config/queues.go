@@ -29,6 +29,13 @@ type Queue struct {
 	PollMinInterval   time.Duration
 	PollMaxInterval   time.Duration
 
+	// Lanes are the priority lanes, in the order written, "default" among them; nil: none.
+	Lanes []Lane
+	// OpensAt is the scheduled opening; zero: open.
+	OpensAt        time.Time
+	MaxSession     time.Duration // 0: no limit
+	SessionWarning time.Duration
+
 	// Derived names the queue's settings that were computed from others (see Config.Derived).
 	Derived []string
 }
@@ -52,6 +59,16 @@ var queueFields = []struct{ field, variable string }{
 	{"HeartbeatInterval", "HEARTBEAT_INTERVAL"},
 	{"PollMinInterval", "POLL_MIN_INTERVAL"},
 	{"PollMaxInterval", "POLL_MAX_INTERVAL"},
+	{"Lanes", "LANES"},
+	{"OpensAt", "OPENS_AT"},
+	{"MaxSession", "MAX_SESSION"},
+	{"SessionWarning", "SESSION_WARNING"},
+}
+
+// Lane is one priority lane: a name and its weight (LANES).
+type Lane struct {
+	Name   string
+	Weight int
 }
 
 // singleQueueVars are the variables QUEUES replaces: setting both is a mistake worth naming
@@ -195,6 +212,7 @@ func queueOf(c Config) Queue {
 		ApplicationVersionID: c.CARApplicationVersionID, Capacity: c.Capacity, RunMode: c.CARRunMode,
 		QueueIdleTimeout: c.QueueIdleTimeout, HeartbeatTimeout: c.HeartbeatTimeout, ReadyTimeout: c.ReadyTimeout,
 		HeartbeatInterval: c.HeartbeatInterval, PollMinInterval: c.PollMinInterval, PollMaxInterval: c.PollMaxInterval,
+		Lanes: c.Lanes, OpensAt: c.OpensAt, MaxSession: c.MaxSession, SessionWarning: c.SessionWarning,
 	}
 	for _, d := range c.Derived {
 		q.Derived = append(q.Derived, d)

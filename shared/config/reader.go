@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -155,6 +156,14 @@ func (r *reader) duration(name string, min time.Duration) time.Duration {
 	return d
 }
 
+// zeroOrDuration is duration where 0 means "none".
+func (r *reader) zeroOrDuration(name string, min time.Duration) time.Duration {
+	if s, _ := r.raw(name); s == "0" {
+		return 0
+	}
+	return r.duration(name, min)
+}
+
 // optDuration is duration where empty means "derive it" (0).
 func (r *reader) optDuration(name string, min time.Duration) time.Duration {
 	return r.duration(name, min)
@@ -300,4 +309,73 @@ func (r *reader) logLevel(name string) slog.Level {
 		return slog.LevelInfo
 	}
 	return l
+}
+
+// lanes reads `name=weight,...`: names 1–32 of [a-z0-9_-], each once, weights 1–100 summing to
+// at most 100 (the admission cycle), "default" among them. Empty: no lanes.
+func (r *reader) lanes(name string) []Lane {
+	s := r.str(name)
+	if s == "" {
+		return nil
+	}
+	const form = "name=weight,... with names 1–32 of [a-z0-9_-], each once, weights 1–100 summing to at most 100, and `default` among them"
+	var out []Lane
+	seen := map[string]bool{}
+	sum := 0
+	for _, part := range strings.Split(s, ",") {
+		n, w, ok := strings.Cut(strings.TrimSpace(part), "=")
+		weight, err := strconv.Atoi(w)
+		if !ok || err != nil || weight < 1 || weight > 100 || !laneName(n) || seen[n] {
+			r.failGot(name, s, form)
+			return nil
+		}
+		seen[n] = true
+		sum += weight
+		out = append(out, Lane{Name: n, Weight: weight})
+	}
+	if !seen["default"] || sum > 100 {
+		r.failGot(name, s, form)
+		return nil
+	}
+	return out
+}
+
+func laneName(s string) bool {
+	if len(s) < 1 || len(s) > 32 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// timestamp reads an RFC 3339 time; zero when empty.
+func (r *reader) timestamp(name string) time.Time {
+	s := r.str(name)
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		r.failGot(name, s, "an RFC 3339 time such as 2026-12-24T20:00:00+08:00")
+		return time.Time{}
+	}
+	return t
+}
+
+// url reads an absolute http or https URL; "" when empty.
+func (r *reader) url(name string) string {
+	s := r.str(name)
+	if s == "" {
+		return ""
+	}
+	u, err := neturl.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(s) > 2048 {
+		r.fail(name, "an absolute http:// or https:// URL of at most 2048 characters")
+		return ""
+	}
+	return s
 }

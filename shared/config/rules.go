@@ -216,6 +216,25 @@ var Rules = []Rule{
 		},
 	},
 	{
+		Var: "SESSION_WARNING", Other: "MAX_SESSION",
+		Text: "`SESSION_WARNING` < `MAX_SESSION` when MAX_SESSION is set",
+		Why:  "so a session is not in its warning from its first heartbeat on",
+		check: func(f facts) (string, string, bool) {
+			c := f.c
+			return c.SessionWarning.String(), fmt.Sprintf("less than MAX_SESSION (%s)", c.MaxSession),
+				c.MaxSession > 0 && c.SessionWarning >= c.MaxSession
+		},
+	},
+	{
+		Var: "WEBHOOK_URL", Other: "WEBHOOK_SECRET",
+		Text: "`WEBHOOK_URL` needs `WEBHOOK_SECRET`",
+		Why:  "because the receiver must be able to tell our records from forged ones",
+		check: func(f facts) (string, string, bool) {
+			c := f.c
+			return "", "WEBHOOK_SECRET set too (or WEBHOOK_URL empty)", c.WebhookURL != "" && c.WebhookSecret == ""
+		},
+	},
+	{
 		Var: "TICKET_SECRET_PREVIOUS", Other: "TICKET_SECRET",
 		Text: "`TICKET_SECRET_PREVIOUS` ≠ `TICKET_SECRET`",
 		Why:  "so a rotation accepts two different secrets",

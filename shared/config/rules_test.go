@@ -39,6 +39,8 @@ func TestRelations(t *testing.T) {
 		{"RELEASE_RETRY_MAX RELEASE_RETRY_MIN", []string{"RELEASE_RETRY_MIN", "10s", "RELEASE_RETRY_MAX", "5s"}, "got 5s, want at least RELEASE_RETRY_MIN (10s), so the backoff"},
 		{"REQUIRE_GRANT GRANT_SECRET", []string{"REQUIRE_GRANT", "1"}, "want 0, or GRANT_SECRET set, because without the secret"},
 		{"TICKET_SECRET_PREVIOUS TICKET_SECRET", []string{"TICKET_SECRET_PREVIOUS", "0123456789abcdef0123"}, "want a value different from TICKET_SECRET"},
+		{"SESSION_WARNING MAX_SESSION", []string{"MAX_SESSION", "5m"}, "got 5m0s, want less than MAX_SESSION (5m0s), so a session"},
+		{"WEBHOOK_URL WEBHOOK_SECRET", []string{"WEBHOOK_URL", "https://hooks.example.com/carqueue"}, "want WEBHOOK_SECRET set too (or WEBHOOK_URL empty), because the receiver"},
 	}
 	covered := map[string]bool{}
 	for _, tc := range cases {
