@@ -85,7 +85,7 @@ type Options struct {
 	RecordsMax int
 	// Deliver says a webhook delivers the records, so Due reports undelivered ones.
 	Deliver bool
-	Now        func() time.Time // the clock of every score and deadline; nil means time.Now
+	Now     func() time.Time // the clock of every score and deadline; nil means time.Now
 }
 
 // Client is what admission needs of a user's client: CAR's ApplyConcurrent and CreateSession

@@ -528,7 +528,7 @@ func (m *model) released(u string) error {
 
 func (m *model) stats() Stats {
 	s := Stats{Capacity: int64(m.capacity()), AdmittedTotal: m.admitted, ReapedByReason: map[Reason]int64{},
-		Controls: Controls{Paused: m.paused, Notice: m.notice, Capacity: max(m.capo, 0), CapacitySet: m.capo >= 0},
+		Controls:    Controls{Paused: m.paused, Notice: m.notice, Capacity: max(m.capo, 0), CapacitySet: m.capo >= 0},
 		RecordsKept: m.records, RecordsPending: m.records}
 	if len(m.lanes) > 1 {
 		s.LaneQueued = map[string]int64{}
