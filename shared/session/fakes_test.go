@@ -255,3 +255,23 @@ func eachBackend(t *testing.T, f func(t *testing.T, b redistest.Backend)) {
 		t.Run(b.Name, func(t *testing.T) { f(t, b) })
 	}
 }
+
+// The operator's side: no controls set; the rest is not used by these tests.
+func (q *fakeQueue) Controls(context.Context) (queue.Controls, error)  { return queue.Controls{}, nil }
+func (q *fakeQueue) SetPaused(context.Context, bool) error             { return errNotUsed("SetPaused") }
+func (q *fakeQueue) SetNotice(context.Context, string) error           { return errNotUsed("SetNotice") }
+func (q *fakeQueue) SetCapacity(context.Context, int) error            { return errNotUsed("SetCapacity") }
+func (q *fakeQueue) ResetCapacity(context.Context) error               { return errNotUsed("ResetCapacity") }
+func (q *fakeQueue) Kick(context.Context, string) (queue.State, error) { return "", errNotUsed("Kick") }
+func (q *fakeQueue) Holders(context.Context, int) ([]queue.Holder, error) {
+	return nil, errNotUsed("Holders")
+}
+func (q *fakeQueue) Records(context.Context, string, int) ([]queue.Record, string, error) {
+	return nil, "", errNotUsed("Records")
+}
+func (q *fakeQueue) History(context.Context, time.Time) ([]queue.Minute, error) {
+	return nil, errNotUsed("History")
+}
+func (q *fakeQueue) ETAError(context.Context, time.Time) (float64, int, error) {
+	return 0, 0, errNotUsed("ETAError")
+}

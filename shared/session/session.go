@@ -52,6 +52,7 @@ type Slots interface {
 type Queue interface {
 	Line
 	Slots
+	Operator
 }
 
 // CAR is the part of the CAR client sessions need; *car.Client satisfies it.
@@ -93,6 +94,14 @@ type Options struct {
 	// attempts that failed (RELEASE_RETRY_MIN, RELEASE_RETRY_MAX).
 	ReleaseRetryMin, ReleaseRetryMax time.Duration
 
+	// OpensAt is the queue's scheduled opening (zero: open): before it Queued answers carry
+	// OpensIn instead of a place. ShuffleSeed is published (ShuffleSeed) once it passed.
+	OpensAt     time.Time
+	ShuffleSeed string
+	// MaxSession caps a session from its first heartbeat (0: none): heartbeat answers carry
+	// the time left, and a warning during the last SessionWarning.
+	MaxSession, SessionWarning time.Duration
+
 	HeartbeatInterval time.Duration // NextHeartbeatMs told to clients
 	HeartbeatTimeout  time.Duration // the reconnect window, told to clients as ReconnectWindowMs
 	PollMin, PollMax  time.Duration // NextPollMs at the head of the line / cap far back
@@ -114,12 +123,14 @@ const BookkeepingTimeout = 5 * time.Second
 
 // Service runs the use cases of one queue. It is safe for concurrent use.
 type Service struct {
-	line  Line
-	slots Slots
-	car   CAR
-	opts  Options
-	log   *slog.Logger
-	rate  rateCache
+	line     Line
+	slots    Slots
+	car      CAR
+	opts     Options
+	log      *slog.Logger
+	rate     rateCache
+	op       Operator
+	controls controlsCache
 }
 
 // New checks the options and returns the service.
@@ -169,6 +180,8 @@ func New(q Queue, c CAR, o Options) (*Service, error) {
 	}
 	s.rate.stats = q
 	s.rate.now = o.Now
+	s.op = q
+	s.controls.op, s.controls.now = q, o.Now
 	return s, nil
 }
 

@@ -41,6 +41,21 @@ type View struct {
 	JoinID string
 	// Note is a short log detail (an admission's outcome), never shown to the user.
 	Note string
+
+	// Lane is the user's priority lane (DefaultLane without lanes) when Queued or holding.
+	Lane string
+	// OpensIn, when > 0, is the time until the scheduled opening: the user is Queued without
+	// a place yet (Position and ETA are 0).
+	OpensIn time.Duration
+	// Remaining is the time left of a session capped by MaxSession (Limited), and Warning a
+	// plain-text notice during its last SessionWarning; heartbeat answers only.
+	Remaining time.Duration
+	Limited   bool
+	Warning   string
+	// Notice is the operator's message to every user of the queue ("" when none), Paused
+	// whether admission is paused; every answer of Start, Poll, Reconnect and Heartbeat.
+	Notice string
+	Paused bool
 }
 
 // Errors the use cases return for outcomes a transport must answer in its own way. Anything
@@ -62,6 +77,11 @@ var (
 // For a user the queue already knows, only a ticket of its current join or a grant lets Start
 // change anything; otherwise the answer is the user's state and place without JoinID.
 func (s *Service) Start(ctx context.Context, userID string, c queue.Client, p queue.Proof) (View, error) {
+	return s.annotate(ctx)(s.startAny(ctx, userID, c, p))
+}
+
+// startAny is Start without the operator's notice.
+func (s *Service) startAny(ctx context.Context, userID string, c queue.Client, p queue.Proof) (View, error) {
 	if err := s.enter(ctx, userID); err != nil {
 		return View{}, err
 	}
@@ -148,6 +168,11 @@ func (s *Service) joinReleased(ctx context.Context, userID string, c queue.Clien
 //
 // p is the proof of the caller's ticket: queue.ErrBadTicket when it names an earlier join.
 func (s *Service) Poll(ctx context.Context, userID string, c queue.Client, p queue.Proof) (View, error) {
+	return s.annotate(ctx)(s.poll(ctx, userID, c, p))
+}
+
+// poll is Poll without the operator's notice.
+func (s *Service) poll(ctx context.Context, userID string, c queue.Client, p queue.Proof) (View, error) {
 	st, err := s.line.Poll(ctx, userID, c, p)
 	if err != nil {
 		return View{}, err
@@ -160,6 +185,11 @@ func (s *Service) Poll(ctx context.Context, userID string, c queue.Client, p que
 //
 // p is the proof of the caller's ticket: queue.ErrBadTicket when it names an earlier join.
 func (s *Service) Reconnect(ctx context.Context, userID string, c queue.Client, p queue.Proof) (View, error) {
+	return s.annotate(ctx)(s.reconnect(ctx, userID, c, p))
+}
+
+// reconnect is Reconnect without the operator's notice.
+func (s *Service) reconnect(ctx context.Context, userID string, c queue.Client, p queue.Proof) (View, error) {
 	claim, ok, err := s.line.Reattach(ctx, userID, c, p)
 	if err != nil {
 		return View{}, err
@@ -167,19 +197,26 @@ func (s *Service) Reconnect(ctx context.Context, userID string, c queue.Client, 
 	if ok {
 		return s.admitNow(ctx, claim)
 	}
-	return s.Start(ctx, userID, c, p)
+	return s.startAny(ctx, userID, c, p)
 }
 
 // Heartbeat is /heartbeat: Ready → Active, Active stays (one round trip). A user still in
 // line is told its place (a heartbeat does not count as a poll); anyone else is Expired.
 func (s *Service) Heartbeat(ctx context.Context, userID string, p queue.Proof) (View, error) {
+	return s.annotate(ctx)(s.heartbeat(ctx, userID, p))
+}
+
+// heartbeat is Heartbeat without the operator's notice.
+func (s *Service) heartbeat(ctx context.Context, userID string, p queue.Proof) (View, error) {
 	st, err := s.line.Heartbeat(ctx, userID, p)
 	if err != nil {
 		return View{}, err
 	}
 	switch st.State {
 	case queue.StateReady, queue.StateActive, queue.StateAdmitting:
-		return View{Status: StatusActive, NextHeartbeat: s.opts.HeartbeatInterval, ReconnectWindow: s.opts.HeartbeatTimeout}, nil
+		v := View{Status: StatusActive, NextHeartbeat: s.opts.HeartbeatInterval, ReconnectWindow: s.opts.HeartbeatTimeout}
+		s.limit(&v, st.StartedAt)
+		return v, nil
 	}
 	return s.view(ctx, st), nil
 }
@@ -205,13 +242,19 @@ func (s *Service) Stop(ctx context.Context, userID string, p queue.Proof) (Stopp
 	if !prev.Holds() {
 		return Stopped{}, nil
 	}
+	return s.releaseNow(ctx, userID), nil
+}
+
+// releaseNow destroys the CAR session of a holder that just started releasing (a stop, a
+// kick), waiting for CAR at most StopWait; the reaper finishes a release that did not.
+func (s *Service) releaseNow(ctx context.Context, userID string) Stopped {
 	rctx, cancel := context.WithTimeout(ctx, s.opts.StopWait)
 	defer cancel()
 	if err := s.Release(rctx, userID); err != nil {
-		s.log.WarnContext(ctx, "release after stop failed; the reaper will retry", "user_id", userID, "err", err)
-		return Stopped{Deferred: true}, nil
+		s.log.WarnContext(ctx, "release after a stop or kick failed; the reaper will retry", "user_id", userID, "err", err)
+		return Stopped{Deferred: true}
 	}
-	return Stopped{Released: true}, nil
+	return Stopped{Released: true}
 }
 
 // Stats returns the queue's counters.

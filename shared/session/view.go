@@ -18,16 +18,17 @@ import (
 func (s *Service) view(ctx context.Context, st queue.Status) View {
 	switch st.State {
 	case queue.StateQueued:
-		v := View{Status: StatusQueued, Position: st.Position, Length: st.Length, NextPoll: s.nextPoll(st.Position)}
+		v := View{Status: StatusQueued, Position: st.Position, Length: st.Length, NextPoll: s.nextPoll(st.Position), Lane: st.Lane}
 		if rate := s.rate.get(ctx); rate > 0 && st.Position > 0 {
 			v.ETA = time.Duration(math.Ceil(float64(st.Position)*60/rate)) * time.Second
 		}
+		s.opening(&v)
 		return v
 	case queue.StateAdmitting:
-		return View{Status: StatusAdmitting, NextPoll: s.nextPoll(1)}
+		return View{Status: StatusAdmitting, NextPoll: s.nextPoll(1), Lane: st.Lane}
 	case queue.StateReady, queue.StateActive:
 		return View{Status: StatusReady, ServerSession: st.ServerSession, NextHeartbeat: s.opts.HeartbeatInterval,
-			ReconnectWindow: s.opts.HeartbeatTimeout}
+			ReconnectWindow: s.opts.HeartbeatTimeout, Lane: st.Lane}
 	default:
 		return View{Status: StatusExpired, Reason: st.Reason}
 	}
