@@ -27,7 +27,7 @@ func printBanner(w io.Writer, s settings, a Addrs, r *redisBackend, vars []envVa
 		token = "admin token: " + a.AdminToken
 	}
 	line("dashboard", "%s/dashboard   (%s)", base, token)
-	line("API", "%s/start /poll /heartbeat /reconnect /stop /stats", base)
+	line("API", "%s/start /poll /heartbeat /reconnect /stop /stats /admin/*", base)
 	if len(cfg.Queues) > 1 {
 		for i, q := range cfg.Queues {
 			label := ""

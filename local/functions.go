@@ -16,7 +16,19 @@ import (
 // routes are the HTTP functions, by path without the slash; each is also the name of its
 // directory under functions/. Route "" is the handler that routes by path (used for unknown
 // paths, so their 404 is the contract's own).
-var routes = []string{"start", "poll", "heartbeat", "reconnect", "stop", "stats"}
+var routes = []string{"start", "poll", "heartbeat", "reconnect", "stop", "stats", adminFunction}
+
+// adminFunction serves every operator route (/admin/*), routing by path as its binary does.
+const adminFunction = "admin"
+
+// handlerRoute is the route a function's handler is built for: its own, or "" (by path) for
+// the admin function.
+func handlerRoute(function string) string {
+	if function == adminFunction {
+		return ""
+	}
+	return function
+}
 
 // reaperFunction is the directory of the timer-triggered function under functions/.
 const reaperFunction = "reaper-cron"
@@ -41,7 +53,7 @@ type inProcess struct {
 func newInProcess(timeout, reaperTimeout time.Duration) *inProcess {
 	f := &inProcess{http: map[string]app.HTTPHandler{}, reaper: app.Reaper(), timeout: timeout, reaperTimeout: reaperTimeout}
 	for _, r := range append([]string{""}, routes...) {
-		f.http[r] = app.HTTP(r)
+		f.http[r] = app.HTTP(handlerRoute(r))
 	}
 	return f
 }

@@ -127,6 +127,10 @@ func startHarness(ctx context.Context, s settings, getenv func(string) string, s
 func (h *harness) routes() http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range routes {
+		if r == adminFunction {
+			mux.Handle("/"+r+"/", h.function(r))
+			continue
+		}
 		mux.Handle("/"+r, h.function(r))
 	}
 	if h.emu != nil {

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-ALL=(start poll heartbeat reconnect stop stats reaper-cron)
+ALL=(start poll heartbeat reconnect stop stats admin reaper-cron)
 if [ "$#" -gt 0 ]; then FUNCS=("$@"); else FUNCS=("${ALL[@]}"); fi
 DIST="${DIST:-dist}"
 

@@ -10,7 +10,7 @@ import (
 
 // Function names, as under functions/ and in serverless.yml.
 var (
-	httpFunctions  = []string{"start", "poll", "heartbeat", "reconnect", "stop", "stats"}
+	httpFunctions  = []string{"start", "poll", "heartbeat", "reconnect", "stop", "stats", "admin"}
 	reaperFunction = "reaper-cron"
 	allFunctions   = append(append([]string{}, httpFunctions...), reaperFunction)
 )

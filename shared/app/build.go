@@ -2,6 +2,9 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -148,8 +151,12 @@ func assemble(cfg config.Config, getenv func(string) string, rdb redis.Universal
 			m.SyncCARTotal = q.Sessions.SyncCARTotal
 		}
 		members = append(members, m)
+		var lanes []string
+		for _, l := range qc.Lanes {
+			lanes = append(lanes, l.Name)
+		}
 		routes = append(routes, httpapi.Queue{ID: qc.ID, ProjectID: qc.ProjectID, ApplicationID: qc.ApplicationID,
-			ApplicationVersionID: qc.ApplicationVersionID, Sessions: q.Sessions, Extra: carCounts(cc, qc.ProjectID)})
+			ApplicationVersionID: qc.ApplicationVersionID, Sessions: q.Sessions, Extra: carCounts(cc, qc.ProjectID), Lanes: lanes})
 	}
 	probe := func(ctx context.Context) ([]queue.Work, error) {
 		return queue.Due(ctx, rdb, lines, cfg.CARTotalRefresh)
@@ -176,11 +183,20 @@ func assemble(cfg config.Config, getenv func(string) string, rdb redis.Universal
 // and the queue's own.
 func buildQueue(cfg config.Config, qc config.Queue, rdb redis.UniversalClient, cc *car.Client, space string,
 	dep *session.Deployment, logger *slog.Logger) (*Queue, error) {
+	var lanes []queue.Lane
+	for _, l := range qc.Lanes {
+		lanes = append(lanes, queue.Lane{Name: l.Name, Weight: l.Weight})
+	}
+	seed := ""
+	if !qc.OpensAt.IsZero() {
+		seed = ShuffleSeed(cfg.TicketSecret, qc.ID, qc.OpensAt)
+	}
 	q, err := queue.New(rdb, queue.Options{
 		QueueID: qc.ID, Capacity: qc.Capacity, LockSpace: space,
 		QueueIdleTimeout: qc.QueueIdleTimeout, HeartbeatTimeout: qc.HeartbeatTimeout, ReadyTimeout: qc.ReadyTimeout,
 		ClaimLease: cfg.ClaimLease, GoneRetention: cfg.GoneRetention, RateWindow: cfg.RateWindow,
-		OutageGrace: cfg.ReaperOutageGrace,
+		OutageGrace: cfg.ReaperOutageGrace, Lanes: lanes, OpensAt: qc.OpensAt, ShuffleSeed: seed,
+		MaxSession: qc.MaxSession, RecordsMax: cfg.RecordsMax, Deliver: cfg.WebhookURL != "",
 	})
 	if err != nil {
 		return nil, err // the constructor names itself
@@ -192,6 +208,7 @@ func buildQueue(cfg config.Config, qc config.Queue, rdb redis.UniversalClient, c
 		ReleaseRetryMin: cfg.ReleaseRetryMin, ReleaseRetryMax: cfg.ReleaseRetryMax,
 		HeartbeatInterval: qc.HeartbeatInterval, HeartbeatTimeout: qc.HeartbeatTimeout,
 		PollMin: qc.PollMinInterval, PollMax: qc.PollMaxInterval, Logger: logger,
+		OpensAt: qc.OpensAt, ShuffleSeed: seed, MaxSession: qc.MaxSession, SessionWarning: qc.SessionWarning,
 	})
 	if err != nil {
 		return nil, err // the constructor names itself
@@ -204,6 +221,15 @@ func buildQueue(cfg config.Config, qc config.Queue, rdb redis.UniversalClient, c
 		return nil, err // the constructor names itself
 	}
 	return &Queue{Config: qc, Queue: q, Sessions: svc, Reaper: rp}, nil
+}
+
+// ShuffleSeed is the seed of a queue's scheduled opening: every instance derives the same one,
+// nobody without TICKET_SECRET can before the opening (when /stats publishes it), and it
+// changes with the opening time, so a rescheduled launch draws anew.
+func ShuffleSeed(ticketSecret, queueID string, opensAt time.Time) string {
+	m := hmac.New(sha256.New, []byte(ticketSecret))
+	m.Write([]byte("shuffle|" + queueID + "|" + opensAt.UTC().Format(time.RFC3339)))
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // carCounts adds CAR's own view to /stats: DescribeConcurrentCount's Total and Running

@@ -41,6 +41,11 @@ type Queue struct {
 	Sessions                                       Sessions
 	// Extra adds fields to this queue's /stats (CAR's own counts); optional.
 	Extra func(ctx context.Context) map[string]any
+	// Lanes names the queue's priority lanes besides the default, which a Grant may name.
+	Lanes []string
+	// Operator is the queue's operator use cases (/admin/*, and the operator's fields of
+	// /stats); nil: taken from Sessions when it has them, else the routes answer 404.
+	Operator Operator
 }
 
 // Deps are what the handlers are built on. Zero optional fields take the defaults in brackets.
@@ -99,6 +104,9 @@ func New(d Deps) (*API, error) {
 			return nil, fmt.Errorf("httpapi: queue %d: ID %q repeats", i+1, q.ID)
 		}
 		byID[q.ID] = q
+		if op, ok := q.Sessions.(Operator); ok && q.Operator == nil {
+			q.Operator = op
+		}
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -118,7 +126,8 @@ func New(d Deps) (*API, error) {
 }
 
 // Routes lists the route names Handler accepts.
-var Routes = []string{"start", "poll", "heartbeat", "reconnect", "stop", "stats"}
+var Routes = []string{"start", "poll", "heartbeat", "reconnect", "stop", "stats",
+	"admin/pause", "admin/resume", "admin/capacity", "admin/kick", "admin/notice", "admin/sessions", "admin/records"}
 
 // Handler returns the SCF handler of one route ("start", "poll", ...), for one function per
 // route: it answers the paths "", "/" and any path ending in "/<route>" (an API gateway may put

@@ -33,6 +33,16 @@ type Data struct {
 	// Reason says why a user is Expired (stopped, idle, heartbeat_timeout, never_started,
 	// car_refused) when the queue still remembers it; an extension of the contract.
 	Reason string `json:"Reason,omitempty"`
+
+	// The second edition's fields (API.md): the user's priority lane; before a scheduled
+	// opening the seconds until it (and no Position); a capped session's seconds left and its
+	// warning; the operator's notice and whether admission is paused.
+	Lane             string `json:"Lane,omitempty"`
+	OpensInSeconds   int64  `json:"OpensInSeconds,omitempty"`
+	RemainingSeconds *int64 `json:"RemainingSeconds,omitempty"`
+	Warning          string `json:"Warning,omitempty"`
+	Notice           string `json:"Notice,omitempty"`
+	Paused           bool   `json:"Paused,omitempty"`
 }
 
 // The Status values of the contract.

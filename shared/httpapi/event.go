@@ -93,6 +93,9 @@ func parseIP(s string) string {
 
 // routeOf returns the route a path names: its last segment ("/release/start/" → "start").
 func routeOf(path string) string {
+	if r, ok := adminPath(path); ok {
+		return r
+	}
 	path = strings.TrimRight(path, "/")
 	if i := strings.LastIndexByte(path, '/'); i >= 0 {
 		return path[i+1:]

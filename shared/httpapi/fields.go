@@ -195,3 +195,28 @@ func (f fields) requestID() (string, error) {
 	}
 	return s, nil
 }
+
+// boolean returns a boolean field; false when absent or null.
+func (f fields) boolean(name string) (bool, error) {
+	raw, ok := f[name]
+	if !ok || string(raw) == "null" {
+		return false, nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return false, invalid("%s: must be true or false", name)
+	}
+	return b, nil
+}
+
+// integer returns a whole-number field within [lo, hi]; ok is false when absent or null.
+func (f fields) integer(name string, lo, hi int64) (n int64, ok bool, err error) {
+	raw, present := f[name]
+	if !present || string(raw) == "null" {
+		return 0, false, nil
+	}
+	if err := json.Unmarshal(raw, &n); err != nil || n < lo || n > hi {
+		return 0, false, invalid("%s: must be an integer %d–%d", name, lo, hi)
+	}
+	return n, true, nil
+}

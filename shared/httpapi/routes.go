@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/carqueue/carqueue/shared/queue"
@@ -55,10 +56,10 @@ func (a *API) startProof(rq *request, q *Queue, user string) (queue.Proof, error
 		if err != nil {
 			return queue.Unproven, badTicket("Grant: " + strings.TrimPrefix(err.Error(), ticket.ErrGrant.Error()+": "))
 		}
-		if grant.Lane != "" && grant.Lane != "default" {
+		if grant.Lane != "" && grant.Lane != queue.DefaultLane && !slices.Contains(q.Lanes, grant.Lane) {
 			return queue.Unproven, badTicket(fmt.Sprintf("Grant: lane %q is not configured for this queue", truncate(grant.Lane, 32)))
 		}
-		return queue.Granted, nil
+		return queue.GrantedIn(grant.Lane), nil
 	}
 	if a.d.RequireGrant {
 		return queue.Unproven, badTicket("Grant: required by this queue (REQUIRE_GRANT): ask the site for one")

@@ -42,7 +42,7 @@ type routeSpec struct {
 
 func (a *API) buildRoutes() map[string]routeSpec {
 	post := []string{http.MethodPost}
-	return map[string]routeSpec{
+	routes := map[string]routeSpec{
 		"start":     {a.start, post},
 		"poll":      {a.poll, post},
 		"heartbeat": {a.heartbeat, post},
@@ -50,6 +50,10 @@ func (a *API) buildRoutes() map[string]routeSpec {
 		"stop":      {a.stop, post},
 		"stats":     {a.stats, []string{http.MethodGet, http.MethodPost}},
 	}
+	for name, spec := range a.adminRoutes() {
+		routes[name] = spec
+	}
+	return routes
 }
 
 // serve runs one request through the contract: route and method, CORS preflight, body size,
@@ -113,7 +117,7 @@ func (a *API) serve(ctx context.Context, fixedRoute string, ev events.APIGateway
 	spec, ok := routes[rq.route]
 	if !ok {
 		return answer(nil, &apiError{status: http.StatusNotFound, code: CodeUnknownPath,
-			msg: "path: unknown; routes are /start /poll /heartbeat /reconnect /stop /stats"}, nil)
+			msg: "path: unknown; routes are /start /poll /heartbeat /reconnect /stop /stats and /admin/*"}, nil)
 	}
 	allow := strings.Join(append(append([]string{}, spec.methods...), http.MethodOptions), ", ")
 	if method == http.MethodOptions {

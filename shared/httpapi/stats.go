@@ -2,10 +2,11 @@ package httpapi
 
 import (
 	"context"
+
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"net/http"
+	"github.com/carqueue/carqueue/shared/queue"
 	"strings"
 	"sync"
 	"time"
@@ -13,12 +14,8 @@ import (
 
 // stats answers the queue's counters to a caller with Authorization: Bearer <ADMIN_TOKEN>.
 func (a *API) stats(ctx context.Context, rq *request) (any, error) {
-	if !a.adminAuthorized(rq.header["authorization"]) {
-		msg := "Authorization: want Bearer <ADMIN_TOKEN>"
-		if a.d.AdminToken == "" {
-			msg = "Authorization: /stats is turned off (no ADMIN_TOKEN configured)"
-		}
-		return nil, &apiError{status: http.StatusUnauthorized, code: CodeBadAdminToken, msg: msg}
+	if err := a.requireAdmin(rq); err != nil {
+		return nil, err
 	}
 	_, named := rq.f["QueueId"]
 	named = named || rq.query["QueueId"] != ""
@@ -29,6 +26,13 @@ func (a *API) stats(ctx context.Context, rq *request) (any, error) {
 	out, err := counts(ctx, q)
 	if err != nil {
 		return nil, sessionErr(err)
+	}
+	if want := rq.query["History"]; (want == "1" || want == "true" || string(rq.f["History"]) == "true") && q.Operator != nil {
+		h, err := q.Operator.History(ctx)
+		if err != nil {
+			return nil, sessionErr(err)
+		}
+		out["History"] = history(h)
 	}
 	if q.Extra != nil {
 		for k, v := range q.Extra(ctx) {
@@ -71,7 +75,11 @@ func (a *API) allCounts(ctx context.Context) ([]map[string]any, error) {
 
 // counts are one queue's /stats fields.
 func counts(ctx context.Context, q *Queue) (map[string]any, error) {
-	st, err := q.Sessions.Stats(ctx)
+	stats := q.Sessions.Stats
+	if q.Operator != nil {
+		stats = q.Operator.OperatorStats
+	}
+	st, err := stats(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +110,28 @@ func counts(ctx context.Context, q *Queue) (map[string]any, error) {
 	if q.ApplicationID != "" {
 		out["ApplicationId"] = q.ApplicationID
 	}
+	// The operator's side (API.md: Paused, Notice, ShuffleSeed; the rest the project's).
+	out["Paused"] = st.Controls.Paused
+	if st.Controls.Notice != "" {
+		out["Notice"] = st.Controls.Notice
+	}
+	if st.Controls.CapacitySet {
+		out["CapacityOverride"] = st.Controls.Capacity
+	}
+	if st.LaneQueued != nil {
+		out["Lanes"] = st.LaneQueued
+	}
+	out["RecordsKept"] = st.RecordsKept
+	out["RecordsPending"] = st.RecordsPending
+	if st.ETASamples > 0 {
+		out["EtaErrorPct"] = st.ETAErrorPct
+		out["EtaSamples"] = st.ETASamples
+	}
+	if q.Operator != nil {
+		if seed := q.Operator.ShuffleSeed(); seed != "" {
+			out["ShuffleSeed"] = seed
+		}
+	}
 	if st.CARTotalAt > 0 {
 		out["CapacityFromCAR"] = true
 		out["CARTotalAgeSeconds"] = max(time.Since(time.UnixMilli(st.CARTotalAt)).Seconds(), 0)
@@ -131,4 +161,15 @@ func reapHeldSeconds(untilMS int64) float64 {
 		return 0
 	}
 	return max(time.Until(time.UnixMilli(untilMS)).Seconds(), 0)
+}
+
+// history renders the per-minute counters for /stats?History=1: oldest first, queue length
+// and slots held -1 where no reaper pass sampled them.
+func history(h []queue.Minute) []map[string]any {
+	out := make([]map[string]any, 0, len(h))
+	for _, m := range h {
+		out = append(out, map[string]any{"At": m.At.UTC().Format(time.RFC3339), "Admitted": m.Admitted,
+			"Left": m.Left, "Queued": m.Queued, "Holding": m.Holding})
+	}
+	return out
 }
