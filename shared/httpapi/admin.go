@@ -240,8 +240,8 @@ func (a *API) records(ctx context.Context, rq *request, q *Queue, op Operator) (
 	if err != nil {
 		return nil, err
 	}
-	if len(after) > 41 {
-		return nil, invalid("After: a record id (<ms>-<n>) from Next or RecordId")
+	if after != "" && !recordID(after) {
+		return nil, invalid("After: want a record id (<ms>-<n>) as Next or RecordId gave it")
 	}
 	n, err := limit(rq)
 	if err != nil {
@@ -321,4 +321,18 @@ func adminPath(path string) (string, bool) {
 		return "admin/" + name, true
 	}
 	return "", false
+}
+
+// recordID reports whether s has the form of a record id, "<ms>-<n>".
+func recordID(s string) bool {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok || len(s) > 41 || a == "" || b == "" {
+		return false
+	}
+	for _, c := range a + b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -55,6 +55,8 @@ type envOpts struct {
 	carSecret string
 	deps      func(*Deps)
 	stopWait  time.Duration // session.Options.StopWait [2s]
+	queue     func(*queue.Options)   // changes to the queue's options
+	session   func(*session.Options) // changes to the session service's options
 }
 
 func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
@@ -80,11 +82,15 @@ func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
 	})
 	e.queueID = redistest.Prefix(t, b.Client)
 
-	q, err := queue.New(b.Client, queue.Options{
+	qo := queue.Options{
 		QueueID: e.queueID, Capacity: o.capacity, QueueIdleTimeout: idleTimeout,
 		HeartbeatTimeout: hbTimeout, ReadyTimeout: readyTimeout, ClaimLease: 20 * time.Second,
 		GoneRetention: 10 * time.Minute, RateWindow: 5 * time.Minute, Now: e.clock.Now,
-	})
+	}
+	if o.queue != nil {
+		o.queue(&qo)
+	}
+	q, err := queue.New(b.Client, qo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,12 +105,16 @@ func newEnv(t testing.TB, b redistest.Backend, o envOpts) *env {
 			}
 			return caremutest.LocalCredentials(k)
 		}})
-	e.svc, err = session.New(q, cc, session.Options{
+	so := session.Options{
 		LockTTL: 30 * time.Second, CARBudget: 25 * time.Second,
 		StopWait: o.stopWait, ReleaseRetryMin: time.Second, ReleaseRetryMax: time.Minute,
 		HeartbeatInterval: hbTimeout / 4, HeartbeatTimeout: hbTimeout, PollMin: time.Second, PollMax: 30 * time.Second,
 		Logger: e.logger, Now: e.clock.Now, Jitter: func() float64 { return 0.5 },
-	})
+	}
+	if o.session != nil {
+		o.session(&so)
+	}
+	e.svc, err = session.New(q, cc, so)
 	if err != nil {
 		t.Fatal(err)
 	}
