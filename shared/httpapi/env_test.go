@@ -54,7 +54,7 @@ type envOpts struct {
 	slots     int // emulator slots [capacity]
 	carSecret string
 	deps      func(*Deps)
-	stopWait  time.Duration // session.Options.StopWait [2s]
+	stopWait  time.Duration          // session.Options.StopWait [2s]
 	queue     func(*queue.Options)   // changes to the queue's options
 	session   func(*session.Options) // changes to the session service's options
 }
