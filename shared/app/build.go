@@ -18,6 +18,7 @@ import (
 	"github.com/carqueue/carqueue/shared/reaper"
 	"github.com/carqueue/carqueue/shared/session"
 	"github.com/carqueue/carqueue/shared/ticket"
+	"github.com/carqueue/carqueue/shared/webhook"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -134,6 +135,12 @@ func assemble(cfg config.Config, getenv func(string) string, rdb redis.Universal
 		}
 		space, dep = lockSpace, session.NewDeployment(homes)
 	}
+	var hook *webhook.Hook
+	if cfg.WebhookURL != "" {
+		if hook, err = webhook.New(cfg.WebhookURL, cfg.WebhookSecret, nil, logger); err != nil {
+			return nil, err // the constructor names itself
+		}
+	}
 	var (
 		members []reaper.Member
 		lines   []*queue.Queue
@@ -149,6 +156,10 @@ func assemble(cfg config.Config, getenv func(string) string, rdb redis.Universal
 		m := reaper.Member{ID: qc.ID, Reaper: q.Reaper}
 		if qc.Capacity == 0 {
 			m.SyncCARTotal = q.Sessions.SyncCARTotal
+		}
+		if hook != nil {
+			id, box := qc.ID, q.Queue
+			m.Deliver = func(ctx context.Context) (int, error) { return hook.Deliver(ctx, id, box) }
 		}
 		members = append(members, m)
 		var lanes []string

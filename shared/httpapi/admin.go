@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/session"
+	"github.com/carqueue/carqueue/shared/webhook"
 )
 
 // The operator's routes of API.md (`/admin/*`, all POST, `Authorization: Bearer
@@ -251,62 +251,11 @@ func (a *API) records(ctx context.Context, rq *request, q *Queue, op Operator) (
 	if err != nil {
 		return nil, sessionErr(err)
 	}
-	out := make([]RecordJSON, 0, len(recs))
+	out := make([]webhook.Record, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, RecordOf(q.ID, r))
+		out = append(out, webhook.RecordOf(q.ID, r))
 	}
 	return map[string]any{"QueueId": q.ID, "Records": out, "Next": next}, nil
-}
-
-// RecordJSON is a session record as /admin/records and the webhook send it (API.md); times
-// are RFC 3339 UTC, absent where they never happened.
-type RecordJSON struct {
-	RecordId      string  `json:"RecordId"`
-	UserId        string  `json:"UserId"`
-	QueueId       string  `json:"QueueId"`
-	Lane          string  `json:"Lane"`
-	JoinedAt      string  `json:"JoinedAt,omitempty"`
-	AdmittedAt    string  `json:"AdmittedAt,omitempty"`
-	StartedAt     string  `json:"StartedAt,omitempty"`
-	EndedAt       string  `json:"EndedAt,omitempty"`
-	Reason        string  `json:"Reason"`
-	WaitedSeconds float64 `json:"WaitedSeconds"`
-	PlayedSeconds float64 `json:"PlayedSeconds"`
-	// FirstEtaSeconds is the wait the user was first told (absent: none was given).
-	FirstEtaSeconds int64 `json:"FirstEtaSeconds,omitempty"`
-}
-
-// RecordOf renders a record: WaitedSeconds from joining to admission (or to leaving, for a
-// user who was never admitted), PlayedSeconds from the first heartbeat to the end.
-func RecordOf(queueID string, r queue.Record) RecordJSON {
-	ts := func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format(time.RFC3339)
-	}
-	out := RecordJSON{RecordId: r.ID, UserId: r.UserID, QueueId: queueID, Lane: r.Lane, JoinedAt: ts(r.JoinedAt),
-		AdmittedAt: ts(r.AdmittedAt), StartedAt: ts(r.StartedAt), EndedAt: ts(r.EndedAt), Reason: string(r.Reason),
-		FirstEtaSeconds: int64(r.FirstETA / time.Second)}
-	if !r.JoinedAt.IsZero() {
-		end := r.AdmittedAt
-		if end.IsZero() {
-			end = r.EndedAt
-		}
-		out.WaitedSeconds = seconds(end.Sub(r.JoinedAt))
-	}
-	if !r.StartedAt.IsZero() && !r.EndedAt.IsZero() {
-		out.PlayedSeconds = seconds(r.EndedAt.Sub(r.StartedAt))
-	}
-	return out
-}
-
-// seconds is a duration in seconds with millisecond precision, never negative.
-func seconds(d time.Duration) float64 { return float64(max(d, 0).Milliseconds()) / 1000 }
-
-// MarshalRecord is a record's JSON body as the webhook posts it.
-func MarshalRecord(queueID string, r queue.Record) ([]byte, error) {
-	return json.Marshal(RecordOf(queueID, r))
 }
 
 // adminPath reports whether a path names an operator route ("…/admin/<name>").
@@ -336,3 +285,6 @@ func recordID(s string) bool {
 	}
 	return true
 }
+
+// seconds is a duration in seconds with millisecond precision, never negative.
+func seconds(d time.Duration) float64 { return float64(max(d, 0).Milliseconds()) / 1000 }

@@ -11,6 +11,7 @@ import (
 	"github.com/carqueue/carqueue/shared/redistest"
 	"github.com/carqueue/carqueue/shared/session"
 	"github.com/carqueue/carqueue/shared/ticket"
+	"github.com/carqueue/carqueue/shared/webhook"
 	"github.com/tencentyun/scf-go-lib/events"
 )
 
@@ -161,7 +162,7 @@ func TestAdminPauseNoticeCapacityKick(t *testing.T) {
 
 		// Records: alice stopped, dave and bob kicked, oldest first, paged.
 		a = e.admin("records", map[string]any{"Limit": 2})
-		var recs []RecordJSON
+		var recs []webhook.Record
 		_ = json.Unmarshal(mustJSON(a.Map["Records"]), &recs)
 		if len(recs) != 2 || recs[0].UserId != "alice" || recs[0].Reason != "stopped" || recs[1].UserId != "dave" ||
 			recs[1].Reason != "kicked" || a.Map["Next"] != recs[1].RecordId || recs[0].QueueId != e.queueID {

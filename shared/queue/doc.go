@@ -65,8 +65,8 @@
 // The operator's side (operator.go): control (SetPaused, SetNotice, SetCapacity,
 // ResetCapacity: a field of cfg the claim script reads, so admission stops or resizes at
 // once everywhere), and the read-only controls (Controls), holders (Holders), records
-// (Records), undelivered and delivered (Undelivered, Delivered: the webhook's cursor, by the
-// reaper), history (History) and eta_errors (ETAError), by the session service for /admin/*
+// (Records), undelivered, delivered and delivery_failed (Undelivered, Delivered,
+// DeliveryFailed: the webhook's cursor and backoff, by the reaper), history (History) and eta_errors (ETAError), by the session service for /admin/*
 // and /stats.
 //
 // Scripts that change no state: releasing (Releasing, by the reaper, to retry DestroySession

@@ -229,8 +229,10 @@ if #r > 0 and r[1][1] == after then table.remove(r, 1) elseif #r > limit then ta
 return r
 `)
 
-// undeliveredScript is recordsScript from the webhook's cursor. ARGV: limit.
+// undeliveredScript is recordsScript from the webhook's cursor; nothing while a failed
+// delivery's backoff runs. ARGV: limit, now.
 var undeliveredScript = newScript("undelivered", `
+if tonumber(redis.call('HGET', K_CFG, 'whnext') or '0') > tonumber(ARGV[2]) then return {} end
 local after, limit = redis.call('HGET', K_CFG, 'whid') or '-', tonumber(ARGV[1])
 local r = redis.call('XRANGE', K_REC, after, '+', 'COUNT', limit + 1)
 if #r > 0 and r[1][1] == after then table.remove(r, 1) elseif #r > limit then table.remove(r) end
@@ -244,11 +246,36 @@ local id, old = ARGV[1], redis.call('HGET', K_CFG, 'whid') or '-'
 local r = redis.call('XRANGE', K_REC, old, id)
 local n = #r
 if n > 0 and r[1][1] == old then n = n - 1 end
+redis.call('HDEL', K_CFG, 'whfail', 'whnext')
 if n <= 0 then return 0 end
 redis.call('HSET', K_CFG, 'whid', id)
 redis.call('HINCRBY', K_CFG, 'whn', n)
 return n
 `)
+
+// deliveryFailedScript puts off the next delivery: min(base × 2^(failures-1), cap) from now.
+// ARGV: now, baseMs, capMs. Reply: the failures in a row.
+var deliveryFailedScript = newScript("delivery_failed", `
+local now, base, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local n = redis.call('HINCRBY', K_CFG, 'whfail', 1)
+local wait = base * 2 ^ math.min(n - 1, 30)
+if wait > cap then wait = cap end
+redis.call('HSET', K_CFG, 'whnext', now + wait)
+return n
+`)
+
+// DeliveryFailed records a failed delivery and puts off the next one, for every instance:
+// base after the first failure, doubling, at most max. It returns the failures in a row.
+func (q *Queue) DeliveryFailed(ctx context.Context, base, max time.Duration) (int, error) {
+	if base < time.Millisecond || max < base {
+		return 0, fmt.Errorf("delivery failed: backoff %v..%v must be >= 1ms and ordered: %w", base, max, ErrInvalid)
+	}
+	v, err := q.run(ctx, deliveryFailedScript, q.nowMS(), ms(base), ms(max))
+	if err != nil {
+		return 0, fmt.Errorf("delivery failed: %w", err)
+	}
+	return int(replyInt(v)), nil
+}
 
 // streamID is the form of a record id (a Redis stream id).
 func validStreamID(id string) bool {
@@ -287,12 +314,13 @@ func (q *Queue) Records(ctx context.Context, after string, limit int) (recs []Re
 	return recs, next, nil
 }
 
-// Undelivered lists up to limit records after the webhook's cursor, oldest first.
+// Undelivered lists up to limit records after the webhook's cursor, oldest first; none while
+// the backoff after a failed delivery (DeliveryFailed) runs.
 func (q *Queue) Undelivered(ctx context.Context, limit int) ([]Record, error) {
 	if limit < 1 || limit > MaxList {
 		return nil, fmt.Errorf("undelivered: limit %d must be 1-%d: %w", limit, MaxList, ErrInvalid)
 	}
-	v, err := q.run(ctx, undeliveredScript, limit)
+	v, err := q.run(ctx, undeliveredScript, limit, q.nowMS())
 	var recs []Record
 	if err == nil {
 		recs, err = readRecords(v)
@@ -304,7 +332,7 @@ func (q *Queue) Undelivered(ctx context.Context, limit int) ([]Record, error) {
 }
 
 // Delivered moves the webhook's cursor to id (a record Undelivered returned): everything up to
-// it was delivered. A cursor never moves back.
+// it was delivered, and the backoff of earlier failures ends. A cursor never moves back.
 func (q *Queue) Delivered(ctx context.Context, id string) error {
 	if !validStreamID(id) {
 		return fmt.Errorf("delivered: %q is not a record id: %w", id, ErrInvalid)

@@ -20,6 +20,10 @@ type Member struct {
 	// SyncCARTotal re-reads CAR's Total of a Capacity-0 queue (session.Service.SyncCARTotal);
 	// nil when the queue's capacity is configured.
 	SyncCARTotal func(ctx context.Context) error
+	// Deliver posts the queue's undelivered records to the webhook; nil without WEBHOOK_URL.
+	// It runs after the queue's reaper run (or alone, for a queue with nobody in it), and
+	// its failure (the endpoint is down) never fails the invocation: the records wait.
+	Deliver func(ctx context.Context) (int, error)
 }
 
 // Probe reports, in the order of the members, what each queue needs (queue.Due over the
@@ -75,8 +79,12 @@ type FleetReport struct {
 	Busy      int               // queues with users (or a departure to forget)
 	Runs      map[string]Report // the runs, by queue id (Skipped: another invocation held the lease)
 	CARTotals int               // CAR Totals re-read
-	NotRun    int               // busy queues left for the next invocation (this one ran out of time)
-	Duration  time.Duration
+	Delivered int               // records posted to the webhook
+	// DeliveryFailures counts queues whose webhook delivery failed (the records wait for the
+	// backoff; the hook logs why).
+	DeliveryFailures int
+	NotRun           int // busy queues left for the next invocation (this one ran out of time)
+	Duration         time.Duration
 }
 
 // Run is one timer invocation over every queue. It returns the errors of the probe or of the
@@ -110,7 +118,8 @@ func (f *Fleet) Run(ctx context.Context) (FleetReport, error) {
 	for k := range n {
 		i := (first + k) % n
 		m, w := f.members[i], work[i]
-		if !w.Users && !(w.CARTotal && m.SyncCARTotal != nil) {
+		deliver := w.Records && m.Deliver != nil
+		if !w.Users && !(w.CARTotal && m.SyncCARTotal != nil) && !deliver {
 			continue
 		}
 		if w.Users {
@@ -137,15 +146,23 @@ func (f *Fleet) Run(ctx context.Context) (FleetReport, error) {
 					mu.Unlock()
 				}
 			}
-			if !w.Users {
-				return
+			if w.Users {
+				r, err := m.Reaper.Run(ctx)
+				mu.Lock()
+				rep.Runs[m.ID] = r
+				mu.Unlock()
+				if err != nil {
+					fail(m.ID, err)
+				}
 			}
-			r, err := m.Reaper.Run(ctx)
-			mu.Lock()
-			rep.Runs[m.ID] = r
-			mu.Unlock()
-			if err != nil {
-				fail(m.ID, err)
+			if deliver {
+				n, err := m.Deliver(ctx)
+				mu.Lock()
+				rep.Delivered += n
+				if err != nil {
+					rep.DeliveryFailures++
+				}
+				mu.Unlock()
 			}
 		}()
 	}
@@ -179,6 +196,6 @@ func (f *Fleet) log(rep FleetReport, err error) {
 	}
 	f.opts.Logger.Log(context.Background(), level, "reaper invocation",
 		"probed", rep.Probed, "busy", rep.Busy, "ran", len(rep.Runs)-skipped, "skipped", skipped,
-		"not_run", rep.NotRun, "car_totals", rep.CARTotals, "queues", queues,
+		"not_run", rep.NotRun, "car_totals", rep.CARTotals, "delivered", rep.Delivered, "delivery_failures", rep.DeliveryFailures, "queues", queues,
 		"duration_ms", rep.Duration.Milliseconds(), "err", errText)
 }

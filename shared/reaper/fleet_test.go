@@ -161,3 +161,49 @@ func TestFleetErrorsNameTheirQueue(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetDeliversRecordsOfIdleQueues: a queue nobody is in any more still gets its records
+// to the webhook, and a failing delivery does not fail the invocation.
+func TestFleetDeliversRecordsOfIdleQueues(t *testing.T) {
+	for _, b := range redistest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			e := newFleetEnv(t, b, 3)
+			calls := map[string]int{}
+			for i := range e.member {
+				id := e.member[i].ID
+				e.member[i].Deliver = func(ctx context.Context) (int, error) {
+					calls[id]++
+					if id == e.member[2].ID {
+						return 0, errors.New("endpoint down")
+					}
+					return 1, nil
+				}
+			}
+			// Delivery is due only for a queue whose Options.Deliver says a webhook reads it.
+			for _, q := range e.queues {
+				o := q.Options()
+				o.Deliver = true
+				nq, err := queue.New(b.Client, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				*q = *nq
+			}
+			ctx := context.Background()
+			for _, i := range []int{0, 2} {
+				e.join(i, "gone")
+				if _, err := e.queues[i].Stop(ctx, "gone", queue.Trusted); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := e.fleet(2).Run(ctx)
+			if err != nil {
+				t.Fatalf("a failing delivery failed the invocation: %v", err)
+			}
+			if calls[e.member[0].ID] != 1 || calls[e.member[1].ID] != 0 || calls[e.member[2].ID] != 1 ||
+				rep.Delivered != 1 || rep.DeliveryFailures != 1 {
+				t.Fatalf("deliveries %v, report %+v", calls, rep)
+			}
+		})
+	}
+}
