@@ -31,6 +31,7 @@ type Operator interface {
 	Kick(ctx context.Context, userID string) (queue.State, session.Stopped, error)
 	Sessions(ctx context.Context, limit int) ([]session.SessionInfo, error)
 	Records(ctx context.Context, after string, limit int) ([]queue.Record, string, error)
+	NewestRecords(ctx context.Context, limit int) ([]queue.Record, error)
 	History(ctx context.Context) ([]queue.Minute, error)
 	OperatorStats(ctx context.Context) (queue.Stats, error)
 	ShuffleSeed() string
@@ -247,7 +248,21 @@ func (a *API) records(ctx context.Context, rq *request, q *Queue, op Operator) (
 	if err != nil {
 		return nil, err
 	}
-	recs, next, err := op.Records(ctx, after, n)
+	// Newest (an extension): the newest N records instead of a page from a cursor.
+	newest, byNewest, err := rq.f.integer("Newest", 1, MaxLimit)
+	if err != nil {
+		return nil, err
+	}
+	if byNewest && after != "" {
+		return nil, invalid("Newest: not with After (Newest reads the latest records, After pages from a cursor)")
+	}
+	var recs []queue.Record
+	next := ""
+	if byNewest {
+		recs, err = op.NewestRecords(ctx, int(newest))
+	} else {
+		recs, next, err = op.Records(ctx, after, n)
+	}
 	if err != nil {
 		return nil, sessionErr(err)
 	}

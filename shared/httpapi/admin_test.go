@@ -176,6 +176,14 @@ func TestAdminPauseNoticeCapacityKick(t *testing.T) {
 		if len(recs) != 1 || recs[0].UserId != "bob" || recs[0].Reason != "kicked" || a.Map["Next"] != "" {
 			t.Fatalf("records page 2: %v", a.Map)
 		}
+		a = e.admin("records", map[string]any{"Newest": 2})
+		_ = json.Unmarshal(mustJSON(a.Map["Records"]), &recs)
+		if len(recs) != 2 || recs[0].UserId != "dave" || recs[1].UserId != "bob" {
+			t.Fatalf("the newest two: %v", a.Map)
+		}
+		if a = e.admin("records", map[string]any{"Newest": 2, "After": recs[0].RecordId}); a.Status != 400 {
+			t.Fatalf("Newest with After: %d", a.Status)
+		}
 	})
 }
 

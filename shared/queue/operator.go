@@ -229,6 +229,31 @@ if #r > 0 and r[1][1] == after then table.remove(r, 1) elseif #r > limit then ta
 return r
 `)
 
+// newestScript is the newest records, oldest first. ARGV: limit.
+var newestScript = newScript("newest_records", `
+local r = redis.call('XREVRANGE', K_REC, '+', '-', 'COUNT', tonumber(ARGV[1]))
+local out = {}
+for i = #r, 1, -1 do out[#out + 1] = r[i] end
+return out
+`)
+
+// Newest returns the newest limit records, oldest first: what a dashboard's distributions
+// are drawn from.
+func (q *Queue) Newest(ctx context.Context, limit int) ([]Record, error) {
+	if limit < 1 || limit > MaxList {
+		return nil, fmt.Errorf("newest records: Limit %d must be 1-%d: %w", limit, MaxList, ErrInvalid)
+	}
+	v, err := q.run(ctx, newestScript, limit)
+	var recs []Record
+	if err == nil {
+		recs, err = readRecords(v)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("newest records: %w", err)
+	}
+	return recs, nil
+}
+
 // undeliveredScript is recordsScript from the webhook's cursor; nothing while a failed
 // delivery's backoff runs. ARGV: limit, now.
 var undeliveredScript = newScript("undelivered", `

@@ -275,3 +275,6 @@ func (q *fakeQueue) History(context.Context, time.Time) ([]queue.Minute, error) 
 func (q *fakeQueue) ETAError(context.Context, time.Time) (float64, int, error) {
 	return 0, 0, errNotUsed("ETAError")
 }
+func (q *fakeQueue) Newest(context.Context, int) ([]queue.Record, error) {
+	return nil, errNotUsed("Newest")
+}

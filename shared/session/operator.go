@@ -26,6 +26,7 @@ type Operator interface {
 	Kick(ctx context.Context, userID string) (queue.State, error)
 	Holders(ctx context.Context, limit int) ([]queue.Holder, error)
 	Records(ctx context.Context, after string, limit int) ([]queue.Record, string, error)
+	Newest(ctx context.Context, limit int) ([]queue.Record, error)
 	History(ctx context.Context, since time.Time) ([]queue.Minute, error)
 	ETAError(ctx context.Context, since time.Time) (pct float64, n int, err error)
 }
@@ -116,6 +117,11 @@ func (s *Service) Sessions(ctx context.Context, limit int) ([]SessionInfo, error
 // Records pages the finished sessions, oldest first (see queue.Queue.Records).
 func (s *Service) Records(ctx context.Context, after string, limit int) ([]queue.Record, string, error) {
 	return s.op.Records(ctx, after, limit)
+}
+
+// NewestRecords are the newest limit finished sessions, oldest first.
+func (s *Service) NewestRecords(ctx context.Context, limit int) ([]queue.Record, error) {
+	return s.op.Newest(ctx, limit)
 }
 
 // History is the queue's per-minute counters of the last day.
