@@ -1,5 +1,7 @@
-// carqueue operator dashboard: polls /stats (Bearer ADMIN_TOKEN) and /emulator/state every 2 s
-// and draws the last minutes on a hand-drawn <canvas> chart.
+// carqueue operator dashboard: polls /stats (Bearer ADMIN_TOKEN) and /emulator/state every 2 s,
+// and draws the server's per-minute history (/stats?History=1, kept in Redis for 24 h, so a
+// reload loses nothing) on a hand-drawn <canvas> chart. The operator's controls, the holders
+// and the distributions of the records are operator.js's.
 //
 // Many queues: when /stats lists more than one in Queues, a summary table of all of them shows on
 // top, and a picker (or a click on a row) selects the queue of the detailed view: its counts
@@ -20,6 +22,10 @@
   let selected = new URLSearchParams(location.search).get("queue") || "";
   let timer = 0;
   let refreshes = 0;
+  const serverHistory = new Map(); // QueueId → per-minute samples from /stats?History=1
+  let historyAt = 0;               // when the selected queue's history was last read
+  const HISTORY_EVERY_MS = 15000;
+  let spanMin = 60;                // the chart's window, minutes
   const multi = () => queues.length > 1;
   const samplesOf = (id) => histories.get(id) || [];
 
@@ -86,8 +92,11 @@
     return card(label, "count", n);
   }
 
-  async function fetchStats(queueId) {
-    const url = queueId ? "/stats?QueueId=" + encodeURIComponent(queueId) : "/stats";
+  async function fetchStats(queueId, history) {
+    const q = new URLSearchParams();
+    if (queueId) q.set("QueueId", queueId);
+    if (history) q.set("History", "1");
+    const url = "/stats" + (q.toString() ? "?" + q : "");
     const r = await fetch(url, { method: "GET", headers: { Authorization: "Bearer " + token() } });
     let body = null;
     try { body = await r.json(); } catch { /* not an envelope */ }
@@ -120,6 +129,14 @@
         selected = all.QueueId || "";
         record(selected, all, now);
       }
+      if (now - historyAt >= HISTORY_EVERY_MS || !serverHistory.has(selected)) {
+        const h = await fetchStats(multi() ? selected : "", true);
+        serverHistory.set(selected, (h.History || []).map((m) => ({
+          t: Date.parse(m.At), queued: m.Queued < 0 ? null : m.Queued, holders: m.Holding < 0 ? null : m.Holding,
+          rate: m.Admitted, left: m.Left,
+        })));
+        historyAt = now;
+      }
       const emu = await fetchEmulator(project).catch(() => null);
       if (gen !== refreshes) return; // the newer one renders and schedules
       showError("");
@@ -136,6 +153,7 @@
       }
       draw();
       $("updated").textContent = new Date().toLocaleTimeString();
+      document.dispatchEvent(new CustomEvent("carqueue:stats", { detail: { stats, selected } }));
     } catch (err) {
       if (gen !== refreshes) return;
       showError(String(err.message || err));
@@ -190,10 +208,13 @@
     const line = css.getPropertyValue("--line").trim() || "#ddd";
     const pad = { l: 40, r: 12, t: 10, b: 24 };
     const now = Date.now();
-    const samples = samplesOf(selected);
+    const server = serverHistory.get(selected);
+    // The server's per-minute history when read, else what this page sampled itself.
+    const samples = server ? server.filter((s) => now - s.t <= spanMin * 60000) : samplesOf(selected);
+    const win = server ? spanMin * 60000 : WINDOW_MS;
     // The time axis grows with the data from one minute up to the full window.
-    const span = Math.min(WINDOW_MS, Math.max(60000, samples.length ? now - samples[0].t : 0));
-    const max = Math.max(1, ...samples.map((s) => Math.max(s.queued, s.holders, s.rate)));
+    const span = server ? win : Math.min(win, Math.max(60000, samples.length ? now - samples[0].t : 0));
+    const max = Math.max(1, ...samples.map((s) => Math.max(s.queued || 0, s.holders || 0, s.rate || 0, s.left || 0)));
     const step = niceCeil(max / 4);
     const top = step * 4;
     const x = (t) => pad.l + (w - pad.l - pad.r) * (1 - (now - t) / span);
@@ -213,25 +234,27 @@
       g.fillText(String(Math.round(v * 10) / 10), pad.l - 6, y(v) + 4);
     }
     g.textAlign = "center";
-    const tick = span <= 120000 ? 15000 : span <= 300000 ? 60000 : 120000;
+    const tick = span <= 120000 ? 15000 : span <= 300000 ? 60000 : span <= 3600000 ? 600000 : 4 * 3600000;
     for (let ago = Math.floor(span / tick) * tick; ago >= 0; ago -= tick) {
-      const label = ago === 0 ? "now" : ago < 60000 ? "-" + ago / 1000 + " s" : "-" + ago / 60000 + " min";
+      const label = ago === 0 ? "now" : ago < 60000 ? "-" + ago / 1000 + " s" : ago < 3600000 ? "-" + ago / 60000 + " min" : "-" + ago / 3600000 + " h";
       g.fillText(label, x(now - ago), h - 6);
     }
     // Holders first and wider, the queue on top: where the two are equal (a full queue with as
     // many waiting as holding) both stay visible.
     series("holders", "#2f6fed", 5);
     series("rate", "#18a05a", 2);
+    series("left", "#b03a5b", 2);
     series("queued", "#e08a00", 2);
 
     function series(key, color, width) {
-      if (samples.length < 1) return;
+      const pts = samples.filter((s) => s[key] != null); // a minute no reaper sampled has no length
+      if (pts.length < 1) return;
       g.strokeStyle = color;
       g.lineWidth = width;
       g.beginPath();
-      samples.forEach((s, i) => (i ? g.lineTo(x(s.t), y(s[key])) : g.moveTo(x(s.t), y(s[key]))));
+      pts.forEach((s, i) => (i ? g.lineTo(x(s.t), y(s[key])) : g.moveTo(x(s.t), y(s[key]))));
       g.stroke();
-      const last = samples[samples.length - 1];
+      const last = pts[pts.length - 1];
       g.fillStyle = color;
       g.beginPath();
       g.arc(x(last.t), y(last[key]), Math.max(3, width / 2 + 2), 0, 2 * Math.PI);
@@ -313,6 +336,7 @@
     u.searchParams.set("queue", id);
     window.history.replaceState(null, "", u);
     renderSummary();
+    historyAt = 0; // read the chosen queue's server history with its counts
     draw(); // the chosen queue's own history at once; its counts follow
     if (token()) refresh();
   }
@@ -321,6 +345,12 @@
     const tr = e.target.closest("tr[data-queue]");
     if (tr) select(tr.dataset.queue);
   });
+
+  for (const r of document.querySelectorAll('input[name="chart-span"]')) {
+    r.addEventListener("change", () => { spanMin = Number(r.value) || 60; draw(); });
+  }
+  // What operator.js needs of this page: the token, the selected queue, a refresh after a control.
+  window.carqueueDashboard = { token, selected: () => (multi() ? selected : ""), refresh: () => { historyAt = 0; refresh(); } };
 
   $("token-form").addEventListener("submit", (e) => {
     e.preventDefault();

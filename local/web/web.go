@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-//go:embed index.html dashboard.html app.css app.js dashboard.js tcgsdk-local.js carqueue.js
+//go:embed index.html dashboard.html app.css app.js dashboard.js operator.js tcgsdk-local.js carqueue.js
 var files embed.FS
 
 // crossOrigin lists the files any page may load from any origin: pages served elsewhere (an
