@@ -3,6 +3,7 @@ package loadgen
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -57,8 +58,61 @@ type Report struct {
 	Retries  int                    // attempts retried after 429/5xx/transport errors
 	Latency  map[string]Latency     // route → per-attempt latency
 
+	// ETA compares each admitted user's first EtaSeconds (its /start answer) with its actual
+	// wait (first /start answer to Ready): all of them, and those who joined once a minute of
+	// admissions had been seen (the estimator had history).
+	ETA, ETAWithHistory ETAAccuracy
+	// ServerETAErrorPct is the server's own figure (/stats EtaErrorPct) at the last sample.
+	ServerETAErrorPct float64
+	ServerETASamples  int64
+
 	Notes      []string // checks skipped and why
 	Violations []string
+}
+
+// ETAAccuracy is how far first ETAs were from the waits that followed.
+type ETAAccuracy struct {
+	Told      int     // admitted users whose first answer carried EtaSeconds
+	Untold    int     // admitted users queued at first whose answer carried none
+	MedianPct float64 // median of |ETA − wait| / wait, in percent
+	P90Pct    float64
+}
+
+// etaAccuracy measures the first ETAs of the users admitted after a queued start; withHistory
+// keeps those who started at least a minute after the first admission anyone saw.
+func etaAccuracy(users []*user, withHistory bool) ETAAccuracy {
+	var firstReady time.Time
+	for _, u := range users {
+		if !u.readyAt.IsZero() && (firstReady.IsZero() || u.readyAt.Before(firstReady)) {
+			firstReady = u.readyAt
+		}
+	}
+	var a ETAAccuracy
+	var errs []float64
+	for _, u := range users {
+		if u.readyAt.IsZero() || len(u.waits) == 0 { // admitted at once: no ETA to judge
+			continue
+		}
+		if withHistory && (firstReady.IsZero() || u.startRecv.Sub(firstReady) < time.Minute) {
+			continue
+		}
+		if !u.told {
+			a.Untold++
+			continue
+		}
+		a.Told++
+		wait := max(u.readyAt.Sub(u.startRecv), time.Second)
+		errs = append(errs, 100*math.Abs(float64(u.firstETA-wait))/float64(wait))
+	}
+	if len(errs) > 0 {
+		slices.Sort(errs)
+		a.MedianPct = errs[len(errs)/2]
+		if len(errs)%2 == 0 {
+			a.MedianPct = (errs[len(errs)/2-1] + errs[len(errs)/2]) / 2
+		}
+		a.P90Pct = errs[min(len(errs)-1, len(errs)*9/10)]
+	}
+	return a
 }
 
 // buildReport runs the checks over what the users and the sampler recorded.
@@ -66,12 +120,14 @@ func buildReport(cfg Config, users []*user, s *sampler, m *metrics, begin, users
 	r := Report{Users: len(users), Roles: map[string]int{}, Outcomes: map[string]int{},
 		Wall: end.Sub(begin), UsersWall: usersDone.Sub(begin), Drained: drained}
 	r.Latency, r.Statuses, r.Retries = m.snapshot()
+	r.ETA, r.ETAWithHistory = etaAccuracy(users, false), etaAccuracy(users, true)
 
 	s.mu.Lock()
 	r.Capacity, r.MaxHolders, r.MaxQueued = s.last.Capacity, s.maxHolders, s.maxQueued
 	r.AdmittedTotal = s.last.AdmittedTotal - s.first.AdmittedTotal
 	r.EmulatorTotal, r.MaxEmulatorHeld, r.MaxEmulatorRun = s.lastEmu.Total, s.maxEmuHeld, s.maxEmuRun
 	r.Samples, r.SampleErrors = s.samples, s.errs
+	r.ServerETAErrorPct, r.ServerETASamples = s.last.EtaErrorPct, s.last.EtaSamples
 	r.Violations = append(r.Violations, s.breaches...)
 	if !s.statsOK {
 		r.Notes = append(r.Notes, "no /stats samples (no admin token?): capacity and drain checks of the queue skipped")
@@ -202,6 +258,13 @@ func (r Report) WriteTable(w io.Writer) {
 	}
 	if r.ReleaseUnseen > 0 {
 		p("release lag\t\t%d vanished users' freed slot not seen by any sample", r.ReleaseUnseen)
+	}
+	p("ETA error\t%.1f%%\tmedian |first ETA − wait| / wait over %d admitted users told one (p90 %.1f%%; %d queued without one)",
+		r.ETA.MedianPct, r.ETA.Told, r.ETA.P90Pct, r.ETA.Untold)
+	p("ETA error\t%.1f%%\tthe same for users who joined once a minute of admissions was seen: %d told (p90 %.1f%%; %d without)",
+		r.ETAWithHistory.MedianPct, r.ETAWithHistory.Told, r.ETAWithHistory.P90Pct, r.ETAWithHistory.Untold)
+	if r.ServerETASamples > 0 {
+		p("ETA error\t%.1f%%\tthe server's own (/stats EtaErrorPct) over its last %d first admissions with an ETA", r.ServerETAErrorPct, r.ServerETASamples)
 	}
 	p("reconnects\t%d\tfell back into the line: %d", r.Reconnects, r.ReconnectFallbacks)
 	p("FIFO\t%d inversions\tpairs Ready out of start order (same window or retried admission; allowed), max lag %s", r.ReadyInversions, r.MaxInversionLag.Round(time.Millisecond))

@@ -11,6 +11,10 @@ import (
 // stats is the part of /stats the checks read.
 type stats struct {
 	Queued, Admitting, Ready, Active, Releasing, Capacity, AdmittedTotal int64
+	// EtaErrorPct and EtaSamples are the server's own measure of its ETA (median absolute
+	// error of the first ETA over the last hour's admissions); 0 samples: none yet.
+	EtaErrorPct float64
+	EtaSamples  int64
 }
 
 func (s stats) holders() int64 { return s.Admitting + s.Ready + s.Active + s.Releasing }

@@ -48,17 +48,20 @@ type user struct {
 	ticket    string
 	started   bool
 	startRecv time.Time
-	claimAt   time.Time // first Admitting or Ready answer: the server had claimed the user by then
-	readyAt   time.Time // first Ready answer
-	waits     []waitObs
-	polls     int
-	beats     int // heartbeats answered Active
-	lastBeat  time.Time
-	reconn    bool // sent /reconnect
-	fellBack  bool // /reconnect answered Queued: back in the line
-	outcome   string
-	leftAt    time.Time // /stop answered, or the user went silent
-	problems  []string
+	// firstETA is the EtaSeconds of the first answer (/start); told says there was one.
+	firstETA time.Duration
+	told     bool
+	claimAt  time.Time // first Admitting or Ready answer: the server had claimed the user by then
+	readyAt  time.Time // first Ready answer
+	waits    []waitObs
+	polls    int
+	beats    int // heartbeats answered Active
+	lastBeat time.Time
+	reconn   bool // sent /reconnect
+	fellBack bool // /reconnect answered Queued: back in the line
+	outcome  string
+	leftAt   time.Time // /stop answered, or the user went silent
+	problems []string
 
 	finalStatus, finalReason string
 	finalSent                time.Time
@@ -89,6 +92,9 @@ func (u *user) start(ctx context.Context) (answer, error) {
 		return a, err
 	}
 	u.started, u.startRecv, u.ticket = true, a.Recv, a.str("Ticket")
+	if eta, ok := a.Data["EtaSeconds"].(float64); ok && a.str("Status") == "Queued" {
+		u.firstETA, u.told = time.Duration(eta)*time.Second, true
+	}
 	if u.ticket == "" {
 		return a, fmt.Errorf("/start answered no Ticket: %v", a.Data)
 	}
