@@ -149,6 +149,8 @@ type Stats struct {
 	// whose slots turn over in seconds does not report a rate diluted by minutes it never saw;
 	// 0 when there were none.
 	AdmissionsPerMinute float64
+	// RecentAdmissions is how many admissions AdmissionsPerMinute was measured over.
+	RecentAdmissions int64
 	// ReapHeldUntil is when reaping resumes after an outage (unix ms), 0 when it is not held
 	// or the hold has passed (outage.go).
 	ReapHeldUntil int64

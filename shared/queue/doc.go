@@ -60,14 +60,16 @@
 // it fails, its previous state and deadline, because its earlier CAR session may still run.
 //
 // Every departure (to None from Queued or Admitting, to Releasing from a holding state) also
-// leaves a record in the rec stream (records.go, operator.go).
+// leaves a record in the rec stream (operator.go; the join time comes from the jt checkpoints,
+// score.go).
 //
 // The operator's side (operator.go): control (SetPaused, SetNotice, SetCapacity,
-// ResetCapacity: a field of cfg the claim script reads, so admission stops or resizes at
-// once everywhere), and the read-only controls (Controls), holders (Holders), records
-// (Records), undelivered, delivered and delivery_failed (Undelivered, Delivered,
-// DeliveryFailed: the webhook's cursor and backoff, by the reaper), history (History) and eta_errors (ETAError), by the session service for /admin/*
-// and /stats.
+// ResetCapacity: a field of cfg the claim script reads, so admission stops or resizes at once
+// everywhere); undelivered, delivered and delivery_failed (Undelivered, Delivered,
+// DeliveryFailed: the webhook's cursor and backoff, by the reaper); and the read-only
+// controls (Controls), holders (Holders), records and newest_records (Records, Newest),
+// history (History) and eta_errors (ETAError), by the session service for /admin/* and
+// /stats.
 //
 // Scripts that change no state: releasing (Releasing, by the reaper, to retry DestroySession
 // once due),

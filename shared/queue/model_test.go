@@ -573,6 +573,7 @@ func (m *model) stats() Stats {
 	if len(recent) > 0 {
 		span := min(max(m.now-slices.Min(recent), ms(m.o.RateWindow)/30), ms(m.o.RateWindow))
 		s.AdmissionsPerMinute = float64(len(recent)) * 60_000 / float64(span)
+		s.RecentAdmissions = int64(len(recent))
 	}
 	return s
 }

@@ -71,6 +71,7 @@ func (q *Queue) Stats(ctx context.Context) (Stats, error) {
 			return Stats{}, fmt.Errorf("stats: oldest admission %q: %w", replyString(a[6]), err)
 		}
 		s.AdmissionsPerMinute = admissionRate(n, int64(oldest), now, ms(q.opts.RateWindow))
+		s.RecentAdmissions = n
 	}
 	for _, r := range Reasons {
 		s.ReapedByReason[r] = 0

@@ -64,6 +64,12 @@ func (s *Service) nextPoll(position int64) time.Duration {
 	return time.Duration(max(ms, 1)) * time.Millisecond
 }
 
+// MinETAAdmissions is how many admissions the rate must be measured over before an ETA is
+// told: one or two admissions (the first users, admitted at once into empty slots) say
+// nothing about how fast slots free up, and an ETA from them was the least accurate
+// (BENCHMARKS.md, "ETA accuracy").
+const MinETAAdmissions = 3
+
 // rateTTL is how long one instance reuses the admission rate it read, so that ETAs cost a
 // Stats call per instance every few seconds rather than one per poll.
 const rateTTL = 5 * time.Second
@@ -106,6 +112,9 @@ func (r *rateCache) get(ctx context.Context) float64 {
 		// On failure the last known value stays, and the next caller tries again: the ETA is
 		// an estimate anyway.
 		r.at, r.rate = now, st.AdmissionsPerMinute
+		if st.RecentAdmissions < MinETAAdmissions {
+			r.rate = 0 // too few admissions for a rate worth telling anyone
+		}
 	}
 	return r.rate
 }

@@ -32,7 +32,7 @@ func (b *blockingStats) Stats(ctx context.Context) (queue.Stats, error) {
 		entered <- struct{}{}
 		<-gate
 	}
-	return queue.Stats{AdmissionsPerMinute: rate}, err
+	return queue.Stats{AdmissionsPerMinute: rate, RecentAdmissions: MinETAAdmissions}, err
 }
 
 // arm makes the next calls block until the returned release is called, and answer rate.
@@ -230,3 +230,20 @@ func TestViewByState(t *testing.T) {
 		t.Errorf("ETA %v, want 9s", v.ETA)
 	}
 }
+
+// TestNoETAFromTooFewAdmissions: the rate of one or two admissions gives no ETA.
+func TestNoETAFromTooFewAdmissions(t *testing.T) {
+	for _, n := range []int64{1, MinETAAdmissions - 1, MinETAAdmissions} {
+		rc := rateCache{now: time.Now, stats: statsFunc(func(context.Context) (queue.Stats, error) {
+			return queue.Stats{AdmissionsPerMinute: 30, RecentAdmissions: n}, nil
+		})}
+		got := rc.get(context.Background())
+		if (n >= MinETAAdmissions) != (got == 30) {
+			t.Fatalf("%d admissions: rate %v", n, got)
+		}
+	}
+}
+
+type statsFunc func(context.Context) (queue.Stats, error)
+
+func (f statsFunc) Stats(ctx context.Context) (queue.Stats, error) { return f(ctx) }
