@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/carqueue/carqueue/shared/queue"
@@ -189,48 +188,4 @@ func (s *Service) opening(v *View) {
 	v.OpensIn, v.Position, v.ETA = until, 0, 0
 	spread := time.Duration(float64(s.opts.PollMin) * 5 * s.opts.Jitter())
 	v.NextPoll = min(s.opts.PollMax, until+spread)
-}
-
-// controlsCache keeps the queue's controls for controlsTTL, refreshed by one caller at a time
-// (the others answer with the value they have, as rateCache does).
-type controlsCache struct {
-	op interface {
-		Controls(context.Context) (queue.Controls, error)
-	}
-	now func() time.Time
-
-	mu      sync.Mutex
-	at      time.Time
-	c       queue.Controls
-	filling bool
-}
-
-func (cc *controlsCache) get(ctx context.Context) queue.Controls {
-	now := cc.now()
-	cc.mu.Lock()
-	age := now.Sub(cc.at)
-	if cc.filling || (!cc.at.IsZero() && age >= 0 && age < controlsTTL) {
-		c := cc.c
-		cc.mu.Unlock()
-		return c
-	}
-	cc.filling = true
-	cc.mu.Unlock()
-
-	c, err := cc.op.Controls(ctx)
-
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	cc.filling = false
-	if err == nil {
-		cc.at, cc.c = now, c
-	}
-	return cc.c
-}
-
-// forget drops the cached value: this instance's next answer reads the controls afresh.
-func (cc *controlsCache) forget() {
-	cc.mu.Lock()
-	cc.at = time.Time{}
-	cc.mu.Unlock()
 }

@@ -128,9 +128,9 @@ type Service struct {
 	car      CAR
 	opts     Options
 	log      *slog.Logger
-	rate     rateCache
+	rate     cached[float64] // admissions per minute for ETAs (rateTTL)
 	op       Operator
-	controls controlsCache
+	controls cached[queue.Controls] // the notice and pause for answers (controlsTTL)
 }
 
 // New checks the options and returns the service.
@@ -178,10 +178,12 @@ func New(q Queue, c CAR, o Options) (*Service, error) {
 	if o.Deployment != nil {
 		o.Deployment.add(o.QueueID, s)
 	}
-	s.rate.stats = q
-	s.rate.now = o.Now
+	s.rate = cached[float64]{ttl: rateTTL, now: o.Now, read: func(ctx context.Context) (float64, error) {
+		st, err := q.Stats(ctx)
+		return rateOf(st), err
+	}}
 	s.op = q
-	s.controls.op, s.controls.now = q, o.Now
+	s.controls = cached[queue.Controls]{ttl: controlsTTL, now: o.Now, read: q.Controls}
 	return s, nil
 }
 

@@ -74,47 +74,57 @@ const MinETAAdmissions = 3
 // Stats call per instance every few seconds rather than one per poll.
 const rateTTL = 5 * time.Second
 
-// rateCache keeps the queue's admission rate for rateTTL. When it goes stale, one caller
-// refreshes it while the others keep answering with the stale value: a burst of polls at
-// expiry runs the Stats script once, not once per request in flight.
-type rateCache struct {
-	stats interface {
-		Stats(ctx context.Context) (queue.Stats, error)
+// rateOf is the admission rate an ETA may be made of: admissions per minute, 0 (unknown)
+// when too few were measured.
+func rateOf(st queue.Stats) float64 {
+	if st.RecentAdmissions < MinETAAdmissions {
+		return 0 // too few admissions for a rate worth telling anyone
 	}
-	now func() time.Time
-
-	mu      sync.Mutex
-	at      time.Time // when rate was read; zero: never
-	rate    float64   // admissions per minute; 0: unknown
-	filling bool      // a caller is reading it now
+	return st.AdmissionsPerMinute
 }
 
-// get returns AdmissionsPerMinute; 0 means unknown (nothing measured yet, or Redis did not
-// answer the first read).
-func (r *rateCache) get(ctx context.Context) float64 {
-	now := r.now()
-	r.mu.Lock()
-	age := now.Sub(r.at)
-	if r.filling || (!r.at.IsZero() && age >= 0 && age < rateTTL) {
-		rate := r.rate
-		r.mu.Unlock()
-		return rate
+// cached keeps a value read from the queue for ttl. When it goes stale, one caller refreshes
+// it while the others keep answering with the stale value: a burst of polls at expiry reads
+// Redis once, not once per request in flight. A failed read keeps the last value (the zero
+// value before the first), and the next caller tries again: what is cached is an estimate or
+// a banner, worth less than a poll's one round trip.
+type cached[T any] struct {
+	read func(ctx context.Context) (T, error)
+	ttl  time.Duration
+	now  func() time.Time
+
+	mu      sync.Mutex
+	at      time.Time // when v was read; zero: never (or forgotten)
+	v       T
+	filling bool // a caller is reading it now
+}
+
+func (c *cached[T]) get(ctx context.Context) T {
+	now := c.now()
+	c.mu.Lock()
+	age := now.Sub(c.at)
+	if c.filling || (!c.at.IsZero() && age >= 0 && age < c.ttl) {
+		v := c.v
+		c.mu.Unlock()
+		return v
 	}
-	r.filling = true
-	r.mu.Unlock()
+	c.filling = true
+	c.mu.Unlock()
 
-	st, err := r.stats.Stats(ctx)
+	v, err := c.read(ctx)
 
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.filling = false
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.filling = false
 	if err == nil {
-		// On failure the last known value stays, and the next caller tries again: the ETA is
-		// an estimate anyway.
-		r.at, r.rate = now, st.AdmissionsPerMinute
-		if st.RecentAdmissions < MinETAAdmissions {
-			r.rate = 0 // too few admissions for a rate worth telling anyone
-		}
+		c.at, c.v = now, v
 	}
-	return r.rate
+	return c.v
+}
+
+// forget drops the value: the next get reads afresh.
+func (c *cached[T]) forget() {
+	c.mu.Lock()
+	c.at = time.Time{}
+	c.mu.Unlock()
 }

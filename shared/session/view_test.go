@@ -234,16 +234,9 @@ func TestViewByState(t *testing.T) {
 // TestNoETAFromTooFewAdmissions: the rate of one or two admissions gives no ETA.
 func TestNoETAFromTooFewAdmissions(t *testing.T) {
 	for _, n := range []int64{1, MinETAAdmissions - 1, MinETAAdmissions} {
-		rc := rateCache{now: time.Now, stats: statsFunc(func(context.Context) (queue.Stats, error) {
-			return queue.Stats{AdmissionsPerMinute: 30, RecentAdmissions: n}, nil
-		})}
-		got := rc.get(context.Background())
+		got := rateOf(queue.Stats{AdmissionsPerMinute: 30, RecentAdmissions: n})
 		if (n >= MinETAAdmissions) != (got == 30) {
 			t.Fatalf("%d admissions: rate %v", n, got)
 		}
 	}
 }
-
-type statsFunc func(context.Context) (queue.Stats, error)
-
-func (f statsFunc) Stats(ctx context.Context) (queue.Stats, error) { return f(ctx) }
