@@ -11,6 +11,7 @@ import (
 	"github.com/carqueue/carqueue/shared/queue"
 	"github.com/carqueue/carqueue/shared/reaper"
 	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/carqueue/carqueue/shared/session"
 )
 
 // TestFIFOAndCapacity: users are admitted in the order of their first /start, /start again
@@ -328,11 +329,24 @@ func TestStopWhenCARDown(t *testing.T) {
 	e.checkCapacity(1)
 }
 
-// TestETA: EtaSeconds appears once admissions have been measured, and NextPollMs grows with
-// the position.
+// TestETA: EtaSeconds appears once enough admissions have been measured (session.MinETAAdmissions),
+// and NextPollMs grows with the position.
 func TestETA(t *testing.T) {
-	e := newEnv(t, redistest.Embedded(t), envOpts{capacity: 1})
-	want(t, e.start("u0", "cs"), 200, 0, StatusReady)
+	e := newEnv(t, redistest.Embedded(t), envOpts{capacity: 1, slots: 4})
+	// Admissions one after another; until MinETAAdmissions of them, a queued user is told none.
+	prev := "p0"
+	want(t, e.start(prev, "cs"), 200, 0, StatusReady)
+	for i := 1; i < session.MinETAAdmissions; i++ {
+		next := fmt.Sprintf("p%d", i)
+		want(t, e.start(next, "cs"), 200, 0, StatusQueued)
+		e.clock.Advance(10 * time.Second) // let the cached rate expire
+		if a := e.poll(next); a.Data.Status != StatusQueued || a.Data.EtaSeconds != nil {
+			t.Fatalf("after %d admissions: %s", i, a.Env.Data)
+		}
+		want(t, e.stop(prev), 200, 0, StatusStopped)
+		want(t, e.poll(next), 200, 0, StatusReady)
+		prev = next
+	}
 	var last int64
 	for i := 1; i <= 9; i++ {
 		a := e.start(fmt.Sprintf("u%d", i), "cs")
