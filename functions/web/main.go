@@ -4,16 +4,14 @@
 // containers or VMs. SIGTERM or SIGINT stops it gracefully: no new requests, those in flight
 // finish, the reaper's current run ends.
 //
-// Besides the functions' variables (README's configuration table) it reads PORT (default
-// 9000), REAPER_TICK (period of the in-process reaper, default 1s; runs may overlap, the
-// reaper's lease makes that safe) and REDIS_POOL_SIZE (default 64: one process serves many
-// requests at once, unlike an SCF instance).
+// It reads the functions' variables (README's configuration table) and three of its own there:
+// PORT, REAPER_TICK (the in-process reaper's period) and REDIS_POOL_SIZE (one process serves
+// many requests at once, unlike an SCF instance).
 package main
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -25,7 +23,7 @@ import (
 	"github.com/carqueue/carqueue/shared/app"
 	"github.com/carqueue/carqueue/shared/config"
 	"github.com/carqueue/carqueue/shared/httpapi"
-	"github.com/redis/go-redis/v9"
+	"github.com/carqueue/carqueue/shared/queue"
 )
 
 func main() {
@@ -38,27 +36,22 @@ func main() {
 }
 
 func run(ctx context.Context, getenv func(string) string) error {
-	port := envOr(getenv, "PORT", "9000")
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("PORT: want 1–65535, got %q", port)
-	}
-	tick, err := time.ParseDuration(envOr(getenv, "REAPER_TICK", "1s"))
-	if err != nil || tick <= 0 {
-		return fmt.Errorf("REAPER_TICK: want a positive duration such as 1s, got %q", getenv("REAPER_TICK"))
-	}
-	pool, err := strconv.Atoi(envOr(getenv, "REDIS_POOL_SIZE", "64"))
-	if err != nil || pool < 1 || pool > 10_000 {
-		return fmt.Errorf("REDIS_POOL_SIZE: want 1–10000, got %q", getenv("REDIS_POOL_SIZE"))
-	}
 	cfg, err := config.FromEnv(getenv, getenv(app.LocalEnv) == "1")
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB, Protocol: 2,
-		PoolSize: pool, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second,
-		WriteTimeout: 2 * time.Second, PoolTimeout: 2 * time.Second, ContextTimeoutEnabled: true,
+	port, tick := strconv.Itoa(cfg.Port), cfg.ReaperTick
+	// The same topologies as the functions (one node, a cluster, Sentinel), with the pool a
+	// process serving many requests needs.
+	rdb, err := queue.Connect(queue.ConnOptions{
+		Addrs: cfg.RedisAddrs, MasterName: cfg.RedisMasterName, Username: cfg.RedisUsername,
+		Password: cfg.RedisPassword, SentinelPassword: cfg.RedisSentinelPassword, DB: cfg.RedisDB, TLS: cfg.RedisTLS,
+		PoolSize: cfg.RedisPoolSize, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second,
+		WriteTimeout: 2 * time.Second, PoolTimeout: 2 * time.Second,
 	})
+	if err != nil {
+		return err
+	}
 	a, err := app.BuildFrom(cfg, getenv, rdb)
 	if err != nil {
 		return err
@@ -120,11 +113,4 @@ func reapEvery(ctx context.Context, a *app.App, tick time.Duration, log *slog.Lo
 			}()
 		}
 	}
-}
-
-func envOr(getenv func(string) string, k, def string) string {
-	if v := getenv(k); v != "" {
-		return v
-	}
-	return def
 }

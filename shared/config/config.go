@@ -82,6 +82,11 @@ type Config struct {
 	ReaperBatch      int
 	ReaperMaxBatches int
 
+	// Server mode (functions/web) only.
+	Port          int
+	ReaperTick    time.Duration
+	RedisPoolSize int
+
 	StopReleaseWait                  time.Duration
 	ReleaseRetryMin, ReleaseRetryMax time.Duration
 	ReaperLease                      time.Duration
@@ -194,6 +199,9 @@ func (r *reader) read(c *Config) {
 	c.RecordsMax = r.intRange("RECORDS_MAX", 1000, 10_000_000)
 	c.WebhookURL = r.url("WEBHOOK_URL")
 	c.WebhookSecret = r.secret("WEBHOOK_SECRET")
+	c.Port = r.intRange("PORT", 1, 65535)
+	c.ReaperTick = r.duration("REAPER_TICK", 10*time.Millisecond)
+	c.RedisPoolSize = r.intRange("REDIS_POOL_SIZE", 1, 10_000)
 	c.TicketSecret = r.secret("TICKET_SECRET")
 	c.TicketSecretPrevious = r.secret("TICKET_SECRET_PREVIOUS")
 	c.GrantSecret = r.secret("GRANT_SECRET")
