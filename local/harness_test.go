@@ -94,6 +94,7 @@ func clusterRedisAddr(t *testing.T) string {
 		}
 		t.Skip("REDIS_CLUSTER_ADDRS unset: start a cluster with scripts/redis-cluster.sh start and set REDIS_CLUSTER_ADDRS=$(scripts/redis-cluster.sh addrs)")
 	}
+	redistest.Cluster(t) // holds the cluster against a reshaping test for this test's run
 	return "REDIS_ADDR=" + strings.Join(addrs, ",")
 }
 

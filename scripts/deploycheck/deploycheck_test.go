@@ -24,9 +24,13 @@ func read(t *testing.T, p string) string {
 
 func TestServerlessYAMLHasEveryVariable(t *testing.T) {
 	yml := read(t, "serverless.yml")
+	web := read(t, "functions/web/serverless.yml")
 	for _, v := range config.Vars {
-		if !strings.Contains(yml, "\n      "+v.Name+": ${env:"+v.Name+"}\n") {
+		if !v.ServerOnly && !strings.Contains(yml, "\n      "+v.Name+": ${env:"+v.Name+"}\n") {
 			t.Errorf("serverless.yml does not pass %s to the functions as ${env:%s}", v.Name, v.Name)
+		}
+		if v.Name != "PORT" && !strings.Contains(web, "\n      "+v.Name+": ${env:"+v.Name+"}\n") {
+			t.Errorf("functions/web/serverless.yml does not pass %s to the server as ${env:%s}", v.Name, v.Name)
 		}
 	}
 	// And nothing it passes is unknown to the code (a typo would be silently ignored).

@@ -17,7 +17,10 @@ type Var struct {
 	// Derived marks a variable that, when not set, is computed from others (Meaning says how;
 	// Default, when non-empty, is the cap of that computation). The README shows "derived".
 	Derived bool
-	Meaning string
+	// ServerOnly marks a setting of the server mode (functions/web) alone, which the event
+	// functions do not read.
+	ServerOnly bool
+	Meaning    string
 }
 
 // LocalTicketSecret is the fixed ticket secret of the local harness. It is fixed, not generated
@@ -80,9 +83,9 @@ var Vars = []Var{
 	{Name: "RECORDS_MAX", Default: "100000", Meaning: "Session records kept per queue (`/admin/records`, the webhook), 1000–10000000; the oldest go first."},
 	{Name: "WEBHOOK_URL", Meaning: "Where every session record is POSTed as JSON, at least once, signed (`X-Carqueue-Signature: sha256=<hex HMAC-SHA256(WEBHOOK_SECRET, body)>`, `X-Carqueue-Record: <id>`); retried with backoff by the reaper. Empty: none."},
 	{Name: "WEBHOOK_SECRET", Meaning: "Key of the webhook signature, at least 16 characters; required with WEBHOOK_URL."},
-	{Name: "PORT", Default: "9000", Meaning: "Server mode only (`functions/web`): the port it listens on, on 0.0.0.0 (SCF's web functions expect 9000)."},
-	{Name: "REAPER_TICK", Default: "1s", Meaning: "Server mode only: how often the in-process reaper starts a run (runs may overlap; the reaper's lease makes that safe), at least 10ms. The event functions are driven by their timer trigger instead."},
-	{Name: "REDIS_POOL_SIZE", Default: "64", Meaning: "Server mode only: Redis connections of the one process, 1–10000 (it serves many requests at once; an SCF event instance serves one and keeps 4)."},
+	{Name: "PORT", ServerOnly: true, Default: "9000", Meaning: "Server mode only (`functions/web`): the port it listens on, on 0.0.0.0 (SCF's web functions expect 9000)."},
+	{Name: "REAPER_TICK", ServerOnly: true, Default: "1s", Meaning: "Server mode only: how often the in-process reaper starts a run (runs may overlap; the reaper's lease makes that safe), at least 10ms. The event functions are driven by their timer trigger instead."},
+	{Name: "REDIS_POOL_SIZE", ServerOnly: true, Default: "64", Meaning: "Server mode only: Redis connections of the one process, 1–10000 (it serves many requests at once; an SCF event instance serves one and keeps 4)."},
 	{Name: "TICKET_SECRET", Local: LocalTicketSecret, Required: true, Meaning: "HMAC-SHA256 key of the tickets, at least 16 characters. The local default is a fixed, public dev secret: never use it in production."},
 	{Name: "TICKET_SECRET_PREVIOUS", Meaning: "The previous TICKET_SECRET, still accepted while rotating (empty: none)."},
 	{Name: "GRANT_SECRET", Meaning: "HMAC-SHA256 key of the `Grant`s the business's own backend signs (API.md: `base64url(payload).base64url(HMAC)`), at least 16 characters; empty accepts no grant."},

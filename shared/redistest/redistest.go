@@ -11,10 +11,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -112,10 +116,24 @@ func ClusterAddrs() []string {
 // cluster does not answer on every primary.
 func Cluster(t testing.TB) (Backend, bool) {
 	t.Helper()
+	return cluster(t, false)
+}
+
+// ClusterReshaped is Cluster for a test that changes the cluster's shape (a failover, a slot
+// migration): it waits until no other test, in any test binary, uses the cluster, and keeps
+// them out until it ends, so nobody else sees a node come and go under its keys.
+func ClusterReshaped(t testing.TB) (Backend, bool) {
+	t.Helper()
+	return cluster(t, true)
+}
+
+func cluster(t testing.TB, exclusive bool) (Backend, bool) {
+	t.Helper()
 	addrs := ClusterAddrs()
 	if len(addrs) == 0 {
 		return Backend{}, false
 	}
+	lockCluster(t, addrs, exclusive)
 	open := func() redis.UniversalClient {
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: addrs, Password: os.Getenv("REDIS_CLUSTER_PASSWORD"), Protocol: 2, PoolSize: 128,
@@ -182,4 +200,35 @@ func deleteOnNode(ctx context.Context, c redis.UniversalClient, pattern string, 
 	if len(keys) > 0 {
 		flush()
 	}
+}
+
+// lockCluster holds a lock on the cluster for the rest of the test: shared by the tests that
+// only use it, exclusive for one that reshapes it. `go test ./...` runs several test binaries
+// at once, so the lock is a flock on a file every one of them finds.
+func lockCluster(t testing.TB, addrs []string, exclusive bool) {
+	t.Helper()
+	name := filepath.Join(os.TempDir(), "carqueue-redis-cluster-"+strings.NewReplacer(":", "_", ",", "-").Replace(strings.Join(addrs, ","))+".lock")
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatalf("cluster lock %s: %v", name, err)
+	}
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
+	got := make(chan error, 1)
+	go func() { got <- syscall.Flock(int(f.Fd()), how) }()
+	select {
+	case err = <-got:
+	case <-time.After(10 * time.Minute):
+		err = errors.New("waited 10 minutes")
+	}
+	if err != nil {
+		_ = f.Close()
+		t.Fatalf("cluster lock %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
+	})
 }

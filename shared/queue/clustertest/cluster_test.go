@@ -26,7 +26,7 @@ type cluster struct {
 // (failing it under CI=true).
 func needCluster(t *testing.T) *cluster {
 	t.Helper()
-	b, ok := redistest.Cluster(t)
+	b, ok := redistest.ClusterReshaped(t)
 	if !ok {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("REDIS_CLUSTER_ADDRS is unset under CI=true: .ci/run starts a Redis Cluster (scripts/redis-cluster.sh)")
