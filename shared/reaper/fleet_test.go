@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,10 +169,13 @@ func TestFleetDeliversRecordsOfIdleQueues(t *testing.T) {
 	for _, b := range redistest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			e := newFleetEnv(t, b, 3)
+			var mu sync.Mutex // deliveries of different queues run at once
 			calls := map[string]int{}
 			for i := range e.member {
 				id := e.member[i].ID
 				e.member[i].Deliver = func(ctx context.Context) (int, error) {
+					mu.Lock()
+					defer mu.Unlock()
 					calls[id]++
 					if id == e.member[2].ID {
 						return 0, errors.New("endpoint down")
