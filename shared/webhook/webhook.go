@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/carqueue/carqueue/shared/queue"
@@ -172,7 +173,13 @@ func (h *Hook) post(ctx context.Context, queueID string, r queue.Record) error {
 	req.Header.Set("X-Carqueue-Record", r.ID)
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("post record %s: %w", r.ID, err)
+		// net/http's error quotes the whole URL, and a webhook URL often carries a token in
+		// its path or query: the log names the host only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("post record %s to %s: %w", r.ID, req.URL.Host, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
