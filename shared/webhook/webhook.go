@@ -110,6 +110,7 @@ type Hook struct {
 	url, secret string
 	client      *http.Client
 	log         *slog.Logger
+	budget      time.Duration // PassBudget; tests shorten it
 }
 
 // New returns the hook of url, signing with secret; client nil means a default one, log nil
@@ -124,7 +125,7 @@ func New(url, secret string, client *http.Client, log *slog.Logger) (*Hook, erro
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Hook{url: url, secret: secret, client: client, log: log}, nil
+	return &Hook{url: url, secret: secret, client: client, log: log, budget: PassBudget}, nil
 }
 
 // Deliver posts the queue's undelivered records in order, moving the cursor after each one
@@ -132,7 +133,7 @@ func New(url, secret string, client *http.Client, log *slog.Logger) (*Hook, erro
 // then every instance waits out the backoff before the next try. It returns how many it
 // delivered; an error means the endpoint (or Redis) failed, and the records wait.
 func (h *Hook) Deliver(ctx context.Context, queueID string, box Outbox) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, PassBudget)
+	ctx, cancel := context.WithTimeout(ctx, h.budget)
 	defer cancel()
 	sent := 0
 	for {

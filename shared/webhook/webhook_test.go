@@ -186,3 +186,28 @@ func TestSignatureAndRecordJSON(t *testing.T) {
 		t.Fatal("a short secret was accepted")
 	}
 }
+
+// TestThePassBudgetBoundsAPassWithoutARequestTimeout: even with a client that never times out
+// (an integrator's own), a hanging endpoint holds one pass no longer than the pass budget.
+func TestThePassBudgetBoundsAPassWithoutARequestTimeout(t *testing.T) {
+	ctx := context.Background()
+	q := newQueue(t, redistest.Embedded(t), testkit.NewClock())
+	srv := httptest.NewServer(&endpoint{hang: true})
+	defer srv.Close()
+	h, err := New(srv.URL, secret, &http.Client{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.budget = 300 * time.Millisecond
+	leave(t, q, "a", "b")
+	start := time.Now()
+	if n, err := h.Deliver(ctx, "q1", q); n != 0 || err == nil {
+		t.Fatalf("a hanging endpoint: %d, %v", n, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v with a budget of %v", d, h.budget)
+	}
+	if st, _ := q.Stats(ctx); st.RecordsPending != 2 {
+		t.Fatalf("pending %d", st.RecordsPending)
+	}
+}
