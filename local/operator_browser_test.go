@@ -60,8 +60,12 @@ func TestBrowserOperatorPauseAndNotice(t *testing.T) {
 	b.do(dash, "resume", chromedp.Click(byID("#ops-resume")), textIs("#ops-state", "Admitting"))
 	b.do(bob, "bob is admitted and still sees the notice, without the pause", status("Active"),
 		until(`document.querySelector('#notice').textContent.includes("`+notice+`") && !document.querySelector('#notice').textContent.includes("paused")`, 10*time.Second))
-	b.do(dash, "clear the notice", chromedp.Click(byID("#ops-notice-clear")),
-		until(`document.querySelector('#ops-message').textContent === "Notice cleared."`, 5*time.Second))
+	// The operator starts typing (the box then keeps the draft), then clears the notice: the box
+	// follows the server again, empty.
+	b.do(dash, "clear the notice", chromedp.SendKeys(byID("#ops-notice"), " (draft)"),
+		chromedp.Click(byID("#ops-notice-clear")),
+		until(`document.querySelector('#ops-message').textContent === "Notice cleared."`, 5*time.Second),
+		until(`document.querySelector('#ops-notice').value === "" && !document.querySelector('#ops-notice').dataset.edited`, 5*time.Second))
 	b.do(bob, "the banner goes", until("document.querySelector('#notice').hidden", 10*time.Second), b.shot("op-3-bob-playing.png"))
 	b.do(dash, "holders and history", until("document.querySelector('#holders-table tbody tr') !== null", 15*time.Second),
 		chromedp.Reload(), textIs("#ops-state", "Admitting"), b.shot("op-4-dashboard.png"))

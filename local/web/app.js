@@ -21,6 +21,8 @@ import { join, saved, frames } from "/carqueue.js";
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const pinnedUser = params.get("user");
+// ?grant=G: a Grant the business's backend signed (priority lanes); sent with /start.
+const grant = params.get("grant") || undefined;
 const storeOpts = pinnedUser
   ? { storage: localStorage, storageKey: "carqueue.demo." + pinnedUser }
   : { storage: sessionStorage, storageKey: "carqueue.demo.tab" };
@@ -38,6 +40,9 @@ const state = {
   connected: false, // onConnectSuccess seen for the current start
   queues: [],       // /harness/queues: more than one means the picker is shown
   queueId: "",      // the queue this page's session is in ("" with one queue: the default)
+  opensAt: 0,       // Date.now() ms of the scheduled opening (from OpensInSeconds), 0: none
+  endsAt: 0,        // Date.now() ms at which the session limit ends the session, 0: no limit
+  lane: "",         // the lane the answers named ("" or "default": not shown)
 };
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -100,8 +105,37 @@ function showQueue(e) {
   $("queue-metrics").hidden = !e;
   $("position").textContent = e ? String(e.position ?? "–") : "–";
   $("queue-length").textContent = e ? String(e.length ?? "–") : "–";
-  $("eta").textContent = e ? (e.opensInSeconds != null ? "opens in " + fmtEta(e.opensInSeconds) : fmtEta(e.eta)) : "–";
-  $("eta").classList.toggle("text-value", !!e && (e.eta == null || e.opensInSeconds != null)); // words, not a number
+  // Before a scheduled opening the wait is a countdown, ticking between polls (showCountdowns).
+  state.opensAt = e && e.opensInSeconds != null ? Date.now() + e.opensInSeconds * 1000 : 0;
+  $("eta").textContent = e ? (state.opensAt ? opensText() : fmtEta(e.eta)) : "–";
+  $("eta").classList.toggle("text-value", !!e && (e.eta == null || !!state.opensAt)); // words, not a number
+}
+function opensText() {
+  const left = Math.max(0, Math.ceil((state.opensAt - Date.now()) / 1000));
+  return left > 0 ? "opens in " + fmtEta(left) : "opening…";
+}
+// showLane shows the priority lane the answers name (an answer without Lane keeps it); null clears.
+function showLane(e) {
+  if (!e) state.lane = "";
+  else if (typeof e.lane === "string") state.lane = e.lane;
+  $("lane-note").hidden = !state.lane || state.lane === "default";
+  $("lane-name").textContent = state.lane;
+}
+// showLimit shows the session limit's time left (RemainingSeconds of the heartbeat answers),
+// ticking between heartbeats, and the server's Warning; null or no limit hides it.
+function showLimit(e) {
+  const limited = !!e && typeof e.remainingSeconds === "number";
+  state.endsAt = limited ? Date.now() + e.remainingSeconds * 1000 : 0;
+  $("remaining-box").hidden = !limited;
+  $("remaining-box").classList.toggle("warn", limited && !!e.warning);
+  $("remaining-box").title = limited && e.warning ? e.warning : "";
+  showCountdowns();
+}
+// showCountdowns ticks the opening countdown and the session's time left (every 100 ms, with
+// the "next request" line).
+function showCountdowns() {
+  if (state.opensAt && !$("queue-metrics").hidden) $("eta").textContent = opensText();
+  if (state.endsAt) $("remaining").textContent = fmtEta(Math.max(0, Math.ceil((state.endsAt - Date.now()) / 1000)));
 }
 function showNotice(e) {
   const parts = [];
@@ -130,6 +164,7 @@ function setStream(s, text) {
 function watchNext() {
   clearInterval(state.nextTimer);
   const show = () => {
+    showCountdowns();
     const n = state.q && !state.dropped ? state.q.next : null;
     const p = $("next-update").parentElement;
     if (!n) { p.hidden = true; return; }
@@ -236,7 +271,7 @@ async function startSession(userId) {
     return;
   }
   const fields = state.queueId ? { QueueId: state.queueId } : undefined;
-  const q = join(userId, () => SDK.getClientSession(), Object.assign({ heartbeats: "manual", fetch: demoFetch, fields }, storeOpts));
+  const q = join(userId, () => SDK.getClientSession(), Object.assign({ heartbeats: "manual", fetch: demoFetch, fields, grant }, storeOpts));
   state.q = q;
   log((q.ticket ? "reconnect" : "start") + " as " + userId + (state.queueId ? " in queue " + state.queueId : ""));
   const mine = (fn) => (e) => { if (state.q === q) fn(e); };
@@ -256,6 +291,7 @@ function onQueued(e) {
   $("ready-panel").hidden = true;
   showDrop(null);
   showNotice(e);
+  showLane(e);
   setStatus("Queued", e.position ? "You are number " + e.position + " of " + e.length + " in line." : "The queue opens soon.");
   showQueue(e);
   showButtons({ stop: true, busy: true });
@@ -264,6 +300,7 @@ function onAdmitting(e) {
   showError("");
   if (state.view !== "Admitting") log(e.route + ": Admitting");
   showNotice(e);
+  showLane(e);
   setStatus("Admitting", "A slot is being prepared for you…");
   showQueue(null);
   showButtons({ stop: true, busy: true });
@@ -271,6 +308,8 @@ function onAdmitting(e) {
 function onReady(e) {
   showError("");
   showNotice(e);
+  showLane(e);
+  showLimit(null);
   showQueue(null);
   showDrop(null);
   setStatus("Ready", "Your slot is ready: starting the stream…");
@@ -291,6 +330,8 @@ function onReady(e) {
 function onActive(e) {
   showError("");
   showNotice(e);
+  showLane(e);
+  showLimit(e);
   $("heartbeats").textContent = String(e.heartbeats);
   $("last-heartbeat").textContent = new Date().toLocaleTimeString();
   if (state.dropped) return; // the answer was on its way when the box was ticked
@@ -319,6 +360,8 @@ function onExpired(e) {
   showDrop(null);
   showQueue(null);
   showNotice(null);
+  showLane(null);
+  showLimit(null);
   showButtons({ rejoin: true });
   log(e.route + ": Expired" + why);
   // The stream, if one was shown, stays on show, greyed: CAR destroys (or has destroyed) the
@@ -434,6 +477,8 @@ async function stop() {
   showDrop(null);
   showQueue(null);
   showNotice(null);
+  showLane(null);
+  showLimit(null);
   if (!q) return;
   const { confirmed } = await q.stop();
   if (state.q !== q) return;

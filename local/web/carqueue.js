@@ -67,11 +67,12 @@
  * Events, each one plain object with type, status, route (which answer) and data (its Data):
  *   queued     position, length, eta (seconds; undefined while unknown), nextPollMs, lane,
  *              opensInSeconds (before a scheduled opening: then no position)
- *   admitting  nextPollMs
- *   ready      serverSession, nextHeartbeatMs, reconnectWindowMs; once per ServerSession (a
+ *   admitting  nextPollMs, lane
+ *   ready      serverSession, nextHeartbeatMs, reconnectWindowMs, lane; once per ServerSession (a
  *              reconnect brings a new one: call TCGSDK.start again)
  *   active     every good heartbeat: heartbeats (count), first, nextHeartbeatMs,
- *              reconnectWindowMs, remainingSeconds, warning (session limits)
+ *              reconnectWindowMs, remainingSeconds, warning (session limits), lane
+ *   (lane: the answer's Lane, undefined where the answer names none)
  *   expired    reason: the answer's Reason (stopped, idle, heartbeat_timeout, never_started,
  *              car_refused, kicked, time_limit, …), "ticket_refused" on a 401; the ticket is
  *              forgotten and nothing more is sent: join again
@@ -519,7 +520,7 @@ class Session {
             nextPollMs: this._pace, lane: d.Lane, opensInSeconds: d.OpensInSeconds,
           }));
         } else {
-          this._emit("admitting", Object.assign(common, { status: "Admitting", nextPollMs: this._pace }));
+          this._emit("admitting", Object.assign(common, { status: "Admitting", nextPollMs: this._pace, lane: d.Lane }));
         }
         return;
       }
@@ -539,7 +540,7 @@ class Session {
         if (fresh) {
           this._emit("ready", Object.assign(common, {
             status: "Ready", serverSession: d.ServerSession, nextHeartbeatMs: this._pace,
-            reconnectWindowMs: this.reconnectWindowMs,
+            reconnectWindowMs: this.reconnectWindowMs, lane: d.Lane,
           }));
         }
         return;
@@ -552,7 +553,7 @@ class Session {
         this._emit("active", Object.assign(common, {
           status: "Active", heartbeats: this._heartbeats, first: this._heartbeats === 1,
           nextHeartbeatMs: this._pace, reconnectWindowMs: this.reconnectWindowMs,
-          remainingSeconds: d.RemainingSeconds, warning: d.Warning,
+          remainingSeconds: d.RemainingSeconds, warning: d.Warning, lane: d.Lane,
         }));
         return;
       }

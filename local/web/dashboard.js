@@ -130,11 +130,13 @@
         record(selected, all, now);
       }
       if (now - historyAt >= HISTORY_EVERY_MS || !serverHistory.has(selected)) {
-        const h = await fetchStats(multi() ? selected : "", true);
-        serverHistory.set(selected, (h.History || []).map((m) => ({
+        // A server without History (or whose history read fails) leaves the chart to what
+        // this page samples itself (null), rather than an empty chart or no counts at all.
+        const h = await fetchStats(multi() ? selected : "", true).catch(() => ({}));
+        serverHistory.set(selected, Array.isArray(h.History) ? h.History.map((m) => ({
           t: Date.parse(m.At), queued: m.Queued < 0 ? null : m.Queued, holders: m.Holding < 0 ? null : m.Holding,
           rate: m.Admitted, left: m.Left,
-        })));
+        })) : null);
         historyAt = now;
       }
       const emu = await fetchEmulator(project).catch(() => null);

@@ -37,6 +37,12 @@
     if (!window.confirm(question)) return say("Cancelled.");
     try {
       const d = await admin(route, body);
+      // The notice box follows the server's notice again once the operator's text was sent
+      // (or cleared); until then it keeps what the operator is writing.
+      if ("Notice" in body) {
+        delete $("ops-notice").dataset.edited;
+        if (body.Notice === "") $("ops-notice").value = "";
+      }
       say(done(d));
       seen = 0;
       dash().refresh();

@@ -101,6 +101,11 @@ func export(ctx context.Context, c *http.Client, base, token, queueID, after str
 			cw.Flush()
 			return n, last, cw.Error()
 		}
+		if next == body["After"] {
+			// A cursor that does not move would page the same records forever.
+			cw.Flush()
+			return n, last, fmt.Errorf("/admin/records answered Next %q, the cursor it was given: stopping", next)
+		}
 		last = next
 	}
 }

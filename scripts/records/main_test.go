@@ -65,3 +65,17 @@ func TestExportPagesUntilTheNewest(t *testing.T) {
 		t.Fatalf("bad token: %v", err)
 	}
 }
+
+// TestExportStopsOnACursorThatDoesNotMove: a server that answers the cursor it was given as
+// Next (a bug, or a proxy replaying an answer) ends the export with an error, not a loop.
+func TestExportStopsOnACursorThatDoesNotMove(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"Code":0,"Msg":"OK","Data":{"Records":[],"Next":"7-0"}}`)
+	}))
+	defer srv.Close()
+	var out strings.Builder
+	n, _, err := export(context.Background(), srv.Client(), srv.URL, "tok", "", "", 10, &out)
+	if n != 0 || err == nil || !strings.Contains(err.Error(), "7-0") {
+		t.Fatalf("export: %d %v", n, err)
+	}
+}

@@ -21,8 +21,10 @@ type Member struct {
 	// nil when the queue's capacity is configured.
 	SyncCARTotal func(ctx context.Context) error
 	// Deliver posts the queue's undelivered records to the webhook; nil without WEBHOOK_URL.
-	// It runs after the queue's reaper run (or alone, for a queue with nobody in it), and
-	// its failure (the endpoint is down) never fails the invocation: the records wait.
+	// It runs after the queue's reaper run (or alone, for a queue with nobody in it), outside
+	// the Parallel slots of the admission work (deliveries have their own Parallel slots), so
+	// a slow endpoint never delays another queue's admissions; its failure (the endpoint is
+	// down) never fails the invocation: the records wait.
 	Deliver func(ctx context.Context) (int, error)
 }
 
@@ -109,7 +111,12 @@ func (f *Fleet) Run(ctx context.Context) (FleetReport, error) {
 		errs []error
 		wg   sync.WaitGroup
 	)
+	// sem bounds the queues whose admission work (CAR Total, reaper run) runs at once; dsem
+	// bounds the webhook deliveries, apart: a delivery waits for a slow or hanging endpoint
+	// (up to the hook's own budget), and it must not hold a slot that another queue's
+	// admissions are waiting for.
 	sem := make(chan struct{}, f.opts.Parallel)
+	dsem := make(chan struct{}, f.opts.Parallel)
 	fail := func(id string, err error) {
 		mu.Lock()
 		errs = append(errs, fmt.Errorf("queue %s: %w", id, err))
@@ -136,7 +143,6 @@ func (f *Fleet) Run(ctx context.Context) (FleetReport, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
 			if w.CARTotal && m.SyncCARTotal != nil {
 				if err := m.SyncCARTotal(ctx); err != nil {
 					fail(m.ID, err) // the stored Total stays; the next invocation tries again
@@ -155,15 +161,23 @@ func (f *Fleet) Run(ctx context.Context) (FleetReport, error) {
 					fail(m.ID, err)
 				}
 			}
-			if deliver {
-				n, err := m.Deliver(ctx)
-				mu.Lock()
-				rep.Delivered += n
-				if err != nil {
-					rep.DeliveryFailures++
-				}
-				mu.Unlock()
+			<-sem // the admission work is done: the next queue may start
+			if !deliver {
+				return
 			}
+			select {
+			case dsem <- struct{}{}:
+			case <-ctx.Done():
+				return // the records wait for the next invocation
+			}
+			defer func() { <-dsem }()
+			n, err := m.Deliver(ctx)
+			mu.Lock()
+			rep.Delivered += n
+			if err != nil {
+				rep.DeliveryFailures++
+			}
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,10 +169,13 @@ func TestFleetDeliversRecordsOfIdleQueues(t *testing.T) {
 	for _, b := range redistest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			e := newFleetEnv(t, b, 3)
+			var mu sync.Mutex // deliveries of different queues run at once
 			calls := map[string]int{}
 			for i := range e.member {
 				id := e.member[i].ID
 				e.member[i].Deliver = func(ctx context.Context) (int, error) {
+					mu.Lock()
+					defer mu.Unlock()
 					calls[id]++
 					if id == e.member[2].ID {
 						return 0, errors.New("endpoint down")
@@ -203,6 +207,71 @@ func TestFleetDeliversRecordsOfIdleQueues(t *testing.T) {
 			if calls[e.member[0].ID] != 1 || calls[e.member[1].ID] != 0 || calls[e.member[2].ID] != 1 ||
 				rep.Delivered != 1 || rep.DeliveryFailures != 1 {
 				t.Fatalf("deliveries %v, report %+v", calls, rep)
+			}
+		})
+	}
+}
+
+// leaseSpy tells when its queue's reaper run starts (it takes the lease first).
+type leaseSpy struct {
+	*queue.Queue
+	started chan struct{}
+	once    *sync.Once
+}
+
+func (s leaseSpy) TakeLease(ctx context.Context, ttl time.Duration) (*queue.Lease, bool, error) {
+	s.once.Do(func() { close(s.started) })
+	return s.Queue.TakeLease(ctx, ttl)
+}
+
+// TestFleetDeliveryDoesNotHoldAdmissionSlots: with one slot (Parallel 1), a delivery waiting
+// on a hanging endpoint does not keep the next queue's reaper run (its admissions) waiting:
+// deliveries have slots of their own.
+func TestFleetDeliveryDoesNotHoldAdmissionSlots(t *testing.T) {
+	for _, b := range redistest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			e := newFleetEnv(t, b, 2)
+			ctx := context.Background()
+			started := []chan struct{}{make(chan struct{}), make(chan struct{})}
+			var blocked []string
+			var mu sync.Mutex
+			for i, q := range e.queues {
+				o := q.Options()
+				o.Deliver = true
+				nq, err := queue.New(b.Client, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				*q = *nq
+				e.join(i, "gone")
+				if _, err := q.Stop(ctx, "gone", queue.Trusted); err != nil {
+					t.Fatal(err)
+				}
+				e.join(i, "waiting")
+				base := &env{t: t, id: e.member[i].ID, clk: e.clk, capacity: 1}
+				e.member[i].Reaper = base.newReaper(leaseSpy{Queue: q, started: started[i], once: &sync.Once{}}, e.svcs[i], nil)
+				other := started[1-i]
+				id := e.member[i].ID
+				e.member[i].Deliver = func(ctx context.Context) (int, error) {
+					// A hanging endpoint: this delivery ends only once the other queue's run
+					// has started (or, if that run waits behind it, after a generous timeout).
+					select {
+					case <-other:
+						return 1, nil
+					case <-time.After(10 * time.Second):
+						mu.Lock()
+						blocked = append(blocked, id)
+						mu.Unlock()
+						return 0, errors.New("endpoint hangs")
+					}
+				}
+			}
+			rep, err := e.fleet(1).Run(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(blocked) != 0 || rep.Delivered != 2 || len(rep.Runs) != 2 {
+				t.Fatalf("a delivery held the only slot: the run of the other queue waited behind %v; report %+v", blocked, rep)
 			}
 		})
 	}

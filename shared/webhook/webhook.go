@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/carqueue/carqueue/shared/queue"
@@ -109,6 +110,7 @@ type Hook struct {
 	url, secret string
 	client      *http.Client
 	log         *slog.Logger
+	budget      time.Duration // PassBudget; tests shorten it
 }
 
 // New returns the hook of url, signing with secret; client nil means a default one, log nil
@@ -123,7 +125,7 @@ func New(url, secret string, client *http.Client, log *slog.Logger) (*Hook, erro
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Hook{url: url, secret: secret, client: client, log: log}, nil
+	return &Hook{url: url, secret: secret, client: client, log: log, budget: PassBudget}, nil
 }
 
 // Deliver posts the queue's undelivered records in order, moving the cursor after each one
@@ -131,7 +133,7 @@ func New(url, secret string, client *http.Client, log *slog.Logger) (*Hook, erro
 // then every instance waits out the backoff before the next try. It returns how many it
 // delivered; an error means the endpoint (or Redis) failed, and the records wait.
 func (h *Hook) Deliver(ctx context.Context, queueID string, box Outbox) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, PassBudget)
+	ctx, cancel := context.WithTimeout(ctx, h.budget)
 	defer cancel()
 	sent := 0
 	for {
@@ -172,7 +174,13 @@ func (h *Hook) post(ctx context.Context, queueID string, r queue.Record) error {
 	req.Header.Set("X-Carqueue-Record", r.ID)
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("post record %s: %w", r.ID, err)
+		// net/http's error quotes the whole URL, and a webhook URL often carries a token in
+		// its path or query: the log names the host only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("post record %s to %s: %w", r.ID, req.URL.Host, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,8 +24,9 @@ type endpoint struct {
 	mu     sync.Mutex
 	got    []Record
 	ids    []string
-	fail   int  // answer 500 to this many more requests
-	hang   bool // never answer (until the request is cancelled)
+	tried  []string // X-Carqueue-Record of every request, failed ones too
+	fail   int      // answer 500 to this many more requests
+	hang   bool     // never answer (until the request is cancelled)
 	badSig int
 }
 
@@ -32,6 +34,7 @@ func (e *endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.tried = append(e.tried, r.Header.Get("X-Carqueue-Record"))
 	if e.hang {
 		e.mu.Unlock()
 		<-r.Context().Done()
@@ -89,11 +92,10 @@ func TestDeliverAtLeastOnceInOrderWithBackoff(t *testing.T) {
 			srv := httptest.NewServer(ep)
 			defer srv.Close()
 			logs := &testkit.SyncBuffer{}
-			h, err := New(srv.URL, secret, nil, nil)
+			h, err := New(srv.URL, secret, nil, slog.New(slog.NewTextHandler(logs, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			_ = logs
 			leave(t, q, "a", "b", "c")
 
 			n, err := h.Deliver(ctx, "q1", q)
@@ -115,8 +117,15 @@ func TestDeliverAtLeastOnceInOrderWithBackoff(t *testing.T) {
 				ep.got[0].QueueId != "q1" || ep.ids[0] != ep.got[0].RecordId || ep.badSig != 0 {
 				t.Fatalf("received %+v ids %v bad signatures %d", ep.got, ep.ids, ep.badSig)
 			}
+			// At least once: the record the endpoint refused came again, under the same id.
+			if len(ep.tried) != 4 || ep.tried[0] != ep.ids[0] || ep.tried[1] != ep.ids[0] {
+				t.Fatalf("requests for records %v, accepted %v", ep.tried, ep.ids)
+			}
 			if st, _ := q.Stats(ctx); st.RecordsPending != 0 {
 				t.Fatalf("pending %d after delivery", st.RecordsPending)
+			}
+			if !strings.Contains(logs.String(), "backing off") || strings.Contains(logs.String(), secret) {
+				t.Fatalf("the failure's log line is missing or carries the secret:\n%s", logs)
 			}
 			if n, _ := h.Deliver(ctx, "q1", q); n != 0 {
 				t.Fatalf("delivered %d again", n)
@@ -134,7 +143,10 @@ func TestAHangingEndpointCostsAtMostThePassBudget(t *testing.T) {
 	ep := &endpoint{hang: true}
 	srv := httptest.NewServer(ep)
 	defer srv.Close()
-	h, err := New(srv.URL, secret, &http.Client{Timeout: 200 * time.Millisecond}, nil)
+	// A URL with a token in it, as many receivers use: it stays out of the log.
+	logs := &testkit.SyncBuffer{}
+	h, err := New(srv.URL+"/hooks/tok-SECRETPATH?key=tok-SECRETQUERY", secret, &http.Client{Timeout: 200 * time.Millisecond},
+		slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +160,9 @@ func TestAHangingEndpointCostsAtMostThePassBudget(t *testing.T) {
 	}
 	if st, _ := q.Stats(ctx); st.RecordsPending != 1 {
 		t.Fatalf("pending %d", st.RecordsPending)
+	}
+	if l := logs.String(); !strings.Contains(l, "backing off") || strings.Contains(l, "tok-SECRET") || strings.Contains(l, secret) {
+		t.Fatalf("the log line is missing or carries the URL's token or the secret:\n%s", l)
 	}
 }
 
@@ -169,5 +184,30 @@ func TestSignatureAndRecordJSON(t *testing.T) {
 	}
 	if _, err := New("http://x", "short", nil, nil); err == nil {
 		t.Fatal("a short secret was accepted")
+	}
+}
+
+// TestThePassBudgetBoundsAPassWithoutARequestTimeout: even with a client that never times out
+// (an integrator's own), a hanging endpoint holds one pass no longer than the pass budget.
+func TestThePassBudgetBoundsAPassWithoutARequestTimeout(t *testing.T) {
+	ctx := context.Background()
+	q := newQueue(t, redistest.Embedded(t), testkit.NewClock())
+	srv := httptest.NewServer(&endpoint{hang: true})
+	defer srv.Close()
+	h, err := New(srv.URL, secret, &http.Client{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.budget = 300 * time.Millisecond
+	leave(t, q, "a", "b")
+	start := time.Now()
+	if n, err := h.Deliver(ctx, "q1", q); n != 0 || err == nil {
+		t.Fatalf("a hanging endpoint: %d, %v", n, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v with a budget of %v", d, h.budget)
+	}
+	if st, _ := q.Stats(ctx); st.RecordsPending != 2 {
+		t.Fatalf("pending %d", st.RecordsPending)
 	}
 }
