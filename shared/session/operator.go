@@ -170,8 +170,11 @@ func (s *Service) limit(v *View, started time.Time) {
 	left := max(s.opts.MaxSession-s.opts.Now().Sub(started), 0)
 	v.Remaining, v.Limited = left, true
 	if left <= s.opts.SessionWarning {
-		v.Warning = fmt.Sprintf("Your session ends in %d min because of its time limit. Save your progress.",
-			int(math.Ceil(left.Minutes())))
+		in := fmt.Sprintf("%d min", int(math.Ceil(left.Minutes())))
+		if left < time.Minute {
+			in = "less than a minute"
+		}
+		v.Warning = "Your session ends in " + in + " because of its time limit. Save your progress."
 	}
 }
 
