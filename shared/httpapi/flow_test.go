@@ -599,3 +599,27 @@ func TestReleaseBackoff(t *testing.T) {
 		}
 	})
 }
+
+// TestLateReturnGetsATicketOfItsNewJoin: a holder past its ready deadline whom the reaper has
+// not reached yet comes back with /start: its old session ends, it joins afresh, and the
+// answer's ticket names the new join, so its next requests are accepted (found by the chaos
+// suite: a Redis outage holds the reaper, and such late returns then answered a ticket of the
+// ended join, and the next /poll got 401).
+func TestLateReturnGetsATicketOfItsNewJoin(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b redistest.Backend) {
+		e := newEnv(t, b, envOpts{capacity: 1, slots: 2})
+		want(t, e.start("a", "cs-1"), 200, 0, StatusReady)
+		old := e.ticket("a")
+		e.clock.Advance(readyTimeout + time.Second) // never heartbeated; no reaper ran
+		a := e.start("a", "cs-2")
+		if a.Data.Ticket == "" || a.Data.Ticket == old {
+			t.Fatalf("late /start: %+v", a.Data)
+		}
+		if a.Data.Status == StatusReady {
+			want(t, e.heartbeat("a"), 200, 0, StatusActive)
+		} else {
+			want(t, e.poll("a"), 200, 0, a.Data.Status)
+		}
+		e.checkCapacity(1)
+	})
+}

@@ -97,7 +97,9 @@ func (s *Service) startAny(ctx context.Context, userID string, c queue.Client, p
 		return v, nil
 	}
 	v, err := s.start(ctx, userID, c, st)
-	v.JoinID = st.JoinID
+	if v.JoinID == "" {
+		v.JoinID = st.JoinID
+	}
 	return v, err
 }
 
@@ -139,6 +141,11 @@ func (s *Service) start(ctx context.Context, userID string, c queue.Client, st q
 	v, err := s.admitHead(ctx, userID, st)
 	if v.Note == "" {
 		v.Note = note
+	}
+	if note != "" {
+		// The user joined afresh: the answer's ticket must name the new join, or the
+		// caller's next request would be refused as of an earlier join.
+		v.JoinID = st.JoinID
 	}
 	return v, err
 }
