@@ -45,10 +45,24 @@ const codeRefused = 5031
 // 429 or 5xx it waits (Retry-After when given, else exponential backoff with jitter, capped at
 // MaxRetryDelay) and sends the same request again until ctx ends.
 type client struct {
-	base, token string
-	http        *http.Client
-	m           *metrics
-	maxDelay    time.Duration
+	bases []string // the instances; each attempt goes to one at random (a restarted or killed one is retried elsewhere)
+	emu   string   // where /emulator/state is, "" for the instances
+	token string
+	http  *http.Client
+	m     *metrics
+
+	maxDelay time.Duration
+}
+
+// base is where one attempt goes.
+func (c *client) base(rnd *rand.Rand) string {
+	if len(c.bases) == 1 {
+		return c.bases[0]
+	}
+	if rnd == nil {
+		return c.bases[rand.IntN(len(c.bases))]
+	}
+	return c.bases[rnd.IntN(len(c.bases))]
 }
 
 // post calls a route and returns the first HTTP 200 answer.
@@ -59,7 +73,7 @@ func (c *client) post(ctx context.Context, rnd *rand.Rand, route string, body an
 	}
 	backoff := 50 * time.Millisecond
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/"+route, bytes.NewReader(raw))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base(rnd)+"/"+route, bytes.NewReader(raw))
 		if err != nil {
 			return answer{}, fmt.Errorf("/%s: %w", route, err)
 		}
@@ -119,7 +133,11 @@ func (c *client) do(req *http.Request, route string) (answer, int, time.Duration
 
 // get fetches an admin or emulator view once (no retry: the sampler simply tries again).
 func (c *client) get(ctx context.Context, route string, bearer bool, into any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/"+route, nil)
+	base := c.base(nil)
+	if route == "emulator/state" && c.emu != "" {
+		base = c.emu
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/"+route, nil)
 	if err != nil {
 		return 0, err
 	}

@@ -42,7 +42,7 @@ func TestClientRetries(t *testing.T) {
 			}))
 			defer srv.Close()
 			m := newMetrics()
-			c := &client{base: srv.URL, http: srv.Client(), m: m, maxDelay: 5 * time.Millisecond}
+			c := &client{bases: []string{srv.URL}, http: srv.Client(), m: m, maxDelay: 5 * time.Millisecond}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			a, err := c.post(ctx, rand.New(rand.NewPCG(1, 2)), "poll", map[string]any{"UserId": "u"})

@@ -24,6 +24,12 @@ const MinPollInterval = 50 * time.Millisecond
 // brackets.
 type Config struct {
 	BaseURL    string // e.g. http://127.0.0.1:8080; required
+	// MoreURLs are more instances of the same deployment: every request attempt goes to one
+	// of BaseURL and these at random, so a retry after a dead instance reaches another.
+	MoreURLs []string
+	// EmulatorURL is where GET /emulator/state is when the emulator is not behind BaseURL
+	// (its own server); "" for BaseURL.
+	EmulatorURL string
 	AdminToken string // Bearer token of /stats; empty: the capacity and drain checks are skipped
 
 	Users int // simulated users [50]

@@ -37,7 +37,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		prefix = "lg" + hex.EncodeToString(b[:])
 	}
 	m := newMetrics()
-	c := &client{base: cfg.BaseURL, token: cfg.AdminToken, http: cfg.HTTPClient, m: m, maxDelay: cfg.MaxRetryDelay}
+	c := &client{bases: append([]string{cfg.BaseURL}, cfg.MoreURLs...), emu: cfg.EmulatorURL, token: cfg.AdminToken,
+		http: cfg.HTTPClient, m: m, maxDelay: cfg.MaxRetryDelay}
 	s := &sampler{c: c}
 	if err := probe(ctx, c); err != nil {
 		return Report{}, err
@@ -98,10 +99,10 @@ func probe(ctx context.Context, c *client) error {
 			if code == http.StatusUnauthorized {
 				return fmt.Errorf("loadgen: /stats rejected the admin token: %w", err)
 			}
-			return fmt.Errorf("loadgen: %s does not answer /stats: %w", c.base, err)
+			return fmt.Errorf("loadgen: %v does not answer /stats: %w", c.bases, err)
 		}
 		if env.Data.Capacity <= 0 {
-			return fmt.Errorf("loadgen: /stats at %s shows no Capacity", c.base)
+			return fmt.Errorf("loadgen: /stats at %v shows no Capacity", c.bases)
 		}
 	}
 	return nil
