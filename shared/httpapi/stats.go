@@ -2,14 +2,14 @@ package httpapi
 
 import (
 	"context"
-
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"github.com/carqueue/carqueue/shared/queue"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/carqueue/carqueue/shared/queue"
 )
 
 // stats answers the queue's counters to a caller with Authorization: Bearer <ADMIN_TOKEN>.
