@@ -444,7 +444,7 @@ func TestOpeningHidesThePlaceAndTheSeed(t *testing.T) {
 	}
 	clk.Add(10 * time.Minute)
 	v, _ = s.Poll(ctx, "u", queue.Client{}, queue.Unproven)
-	if v.OpensIn != 0 || v.Position != 3 || v.ETA == 0 {
+	if v.OpensIn != 0 || v.Position != 3 { // the ETA after it is eta.go's (its tests)
 		t.Fatalf("after opening: %+v", v)
 	}
 	if s.ShuffleSeed() != o.ShuffleSeed {

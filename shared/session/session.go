@@ -129,6 +129,7 @@ type Service struct {
 	opts     Options
 	log      *slog.Logger
 	rate     cached[float64] // admissions per minute for ETAs (rateTTL)
+	pace     pace            // when admission last moved, for ETAs (eta.go)
 	op       Operator
 	controls cached[queue.Controls] // the notice and pause for answers (controlsTTL)
 }
@@ -180,7 +181,10 @@ func New(q Queue, c CAR, o Options) (*Service, error) {
 	}
 	s.rate = cached[float64]{ttl: rateTTL, now: o.Now, read: func(ctx context.Context) (float64, error) {
 		st, err := q.Stats(ctx)
-		return rateOf(st), err
+		if err != nil {
+			return 0, err
+		}
+		return s.pace.observe(st, o.Now()), nil
 	}}
 	s.op = q
 	s.controls = cached[queue.Controls]{ttl: controlsTTL, now: o.Now, read: q.Controls}

@@ -19,9 +19,7 @@ func (s *Service) view(ctx context.Context, st queue.Status) View {
 	switch st.State {
 	case queue.StateQueued:
 		v := View{Status: StatusQueued, Position: st.Position, Length: st.Length, NextPoll: s.nextPoll(st.Position), Lane: st.Lane}
-		if rate := s.rate.get(ctx); rate > 0 && st.Position > 0 {
-			v.ETA = time.Duration(math.Ceil(float64(st.Position)*60/rate)) * time.Second
-		}
+		v.ETA = s.eta(ctx, st.Position)
 		s.opening(&v)
 		return v
 	case queue.StateAdmitting:
@@ -32,16 +30,6 @@ func (s *Service) view(ctx context.Context, st queue.Status) View {
 	default:
 		return View{Status: StatusExpired, Reason: st.Reason}
 	}
-}
-
-// perPlace is the estimated wait per position ahead, 0 while unknown: what a new user's first
-// ETA is made of, stored with its join.
-func (s *Service) perPlace(ctx context.Context) time.Duration {
-	rate := s.rate.get(ctx)
-	if rate <= 0 {
-		return 0
-	}
-	return time.Duration(float64(time.Minute) / rate)
 }
 
 // nextPoll is NextPollMs for a position:
