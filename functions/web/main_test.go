@@ -13,6 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/carqueue/carqueue/local/caremu"
 	"github.com/carqueue/carqueue/local/caremu/caremutest"
+	"github.com/carqueue/carqueue/shared/testkit"
 )
 
 // TestBadSettings: each server-mode setting is checked before anything starts, and the error
@@ -33,7 +34,7 @@ func TestGracefulShutdown(t *testing.T) {
 	emu, car := caremutest.Server(t, caremu.Options{Slots: 1})
 	emu.SetLatency("ApplyConcurrent", 800*time.Millisecond, 0) // the /start in flight when the stop comes
 	mr := miniredis.RunT(t)
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	env := map[string]string{
 		"PORT": strconv.Itoa(port), "REDIS_ADDR": mr.Addr(), "CAR_ENDPOINT": strings.TrimPrefix(car.URL, "http://"),
 		"CAR_SCHEME": "http", "CAR_PROJECT_ID": "cap-local", "CAPACITY": "1", "TICKET_SECRET": "web-test-secret-0123456",
@@ -81,14 +82,4 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
 		t.Fatal("still listening after the stop")
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -282,24 +282,63 @@ func setCARFaults(emu *caremu.Emulator, rate float64) {
 	}
 }
 
+// process is a child the command starts, stops and starts again.
+type process struct {
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// run starts cmd; onExit runs once it has exited (closing its log).
+func (p *process) run(cmd *exec.Cmd, onExit func()) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		if onExit != nil {
+			onExit()
+		}
+		close(exited)
+	}()
+	p.mu.Lock()
+	p.cmd, p.exited = cmd, exited
+	p.mu.Unlock()
+	return nil
+}
+
+// stop sends sig and waits for the exit, killing the process after grace.
+func (p *process) stop(sig syscall.Signal, grace time.Duration) {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
 // redis is the redis-server the instances share, restartable on its AOF.
 type redis struct {
+	process
 	dir, addr string
-	mu        sync.Mutex
-	cmd       *exec.Cmd
-	exited    chan struct{}
 }
 
 func startRedis(ctx context.Context, dir string) (*redis, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
 	r := &redis{dir: dir, addr: addr}
 	return r, r.start(ctx)
 }
@@ -308,52 +347,29 @@ func (r *redis) start(ctx context.Context) error {
 	_, port, _ := net.SplitHostPort(r.addr)
 	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", filepath.Join(r.dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
+	if err := r.run(cmd, nil); err != nil {
 		return fmt.Errorf("start redis-server (on PATH?): %w", err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	r.mu.Lock()
-	r.cmd, r.exited = cmd, exited
-	r.mu.Unlock()
 	return waitTCP(ctx, r.addr, 15*time.Second)
 }
 
-func (r *redis) stop(sig syscall.Signal) {
-	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
-}
+func (r *redis) stop(sig syscall.Signal) { r.process.stop(sig, 10*time.Second) }
 
 // instance is one harness process; it keeps its address across restarts.
 type instance struct {
+	process
 	name, bin, log string
 	env            []string
 	addr, base     string
-	mu             sync.Mutex
-	cmd            *exec.Cmd
-	exited         chan struct{}
 }
 
 func (in *instance) start(ctx context.Context) error {
 	if in.addr == "" {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := freeAddr()
 		if err != nil {
 			return err
 		}
-		in.addr = l.Addr().String()
-		in.base = "http://" + in.addr
-		_ = l.Close()
+		in.addr, in.base = addr, "http://"+addr
 	}
 	logf, err := os.OpenFile(in.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -361,35 +377,26 @@ func (in *instance) start(ctx context.Context) error {
 	}
 	cmd := exec.Command(in.bin, "-addr", in.addr, "-tick", "200ms", "-cleanup-delay", "200ms")
 	cmd.Env, cmd.Stdout, cmd.Stderr = in.env, logf, logf
-	if err := cmd.Start(); err != nil {
+	if err := in.run(cmd, func() { _ = logf.Close() }); err != nil {
 		_ = logf.Close()
 		return fmt.Errorf("start %s: %w", in.name, err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); _ = logf.Close(); close(exited) }()
-	in.mu.Lock()
-	in.cmd, in.exited = cmd, exited
-	in.mu.Unlock()
 	if err := waitTCP(ctx, in.addr, 60*time.Second); err != nil {
 		return fmt.Errorf("%s did not listen (log %s): %w", in.name, in.log, err)
 	}
 	return nil
 }
 
-func (in *instance) stop(sig syscall.Signal) {
-	in.mu.Lock()
-	cmd, exited := in.cmd, in.exited
-	in.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
+func (in *instance) stop(sig syscall.Signal) { in.process.stop(sig, 15*time.Second) }
+
+// freeAddr is a 127.0.0.1 address whose port was free a moment ago.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
 	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // waitTCP waits until addr accepts connections.

@@ -1,11 +1,14 @@
 // Package testkit holds the small pieces every package's tests need: a fake clock to inject
-// wherever the code takes `Now func() time.Time`, and a log sink safe for concurrent writers.
+// wherever the code takes `Now func() time.Time`, a log sink safe for concurrent writers, and a
+// free port.
 // It is imported only by tests.
 package testkit
 
 import (
 	"bytes"
+	"net"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -61,4 +64,16 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for a server a test
+// starts (a redis-server, the server mode).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

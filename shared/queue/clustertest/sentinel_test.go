@@ -3,7 +3,6 @@ package clustertest
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,16 +24,6 @@ type server struct {
 	exited chan struct{}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startServer runs redis-server with args (after the config file, when given) on a free port.
 func startServer(t *testing.T, conf string, args ...string) *server {
 	t.Helper()
@@ -45,7 +34,7 @@ func startServer(t *testing.T, conf string, args ...string) *server {
 		}
 		t.Skipf("redis-server not on PATH: %v", err)
 	}
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	dir := t.TempDir()
 	all := []string{}
 	if conf != "" {
