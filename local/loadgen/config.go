@@ -23,14 +23,14 @@ const MinPollInterval = 50 * time.Millisecond
 // Config says what to run against and what the crowd does. Zero values take the defaults in
 // brackets.
 type Config struct {
-	BaseURL    string // e.g. http://127.0.0.1:8080; required
+	BaseURL string // e.g. http://127.0.0.1:8080; required
 	// MoreURLs are more instances of the same deployment: every request attempt goes to one
 	// of BaseURL and these at random, so a retry after a dead instance reaches another.
 	MoreURLs []string
 	// EmulatorURL is where GET /emulator/state is when the emulator is not behind BaseURL
 	// (its own server); "" for BaseURL.
 	EmulatorURL string
-	AdminToken string // Bearer token of /stats; empty: the capacity and drain checks are skipped
+	AdminToken  string // Bearer token of /stats; empty: the capacity and drain checks are skipped
 
 	Users int // simulated users [50]
 	// Fractions of the users, each in [0,1], summing to at most 1; the rest play and /stop.
