@@ -769,7 +769,11 @@ func TestModel(t *testing.T) {
 						errIs("released "+u, q.Released(bg, u), m.released(u))
 					},
 					"pause": func(rt *rapid.T) {
-						m.paused = rapid.Bool().Draw(rt, "paused")
+						paused := rapid.Bool().Draw(rt, "paused")
+						if m.paused && !paused {
+							m.admissions = nil // a resume measures the rate afresh
+						}
+						m.paused = paused
 						errIs("pause", q.SetPaused(bg, m.paused), nil)
 					},
 					"capacity": func(rt *rapid.T) {

@@ -75,9 +75,14 @@ const MaxNotice = 500
 
 // controlScript changes one operator setting in cfg. A change of capacity leaves capo_set
 // behind for good: from then on more slots may be held than Options.Capacity says
-// (CheckInvariants). ARGV: field, value ("" deletes it).
+// (CheckInvariants). A resume forgets the admission rate: the window would hold the paused
+// time, and ETAs from it would run long; the rate is measured afresh (no ETA until a few
+// admissions). ARGV: field, value ("" deletes it).
 var controlScript = newScript("control", `
 if ARGV[1] == 'capo' then redis.call('HSET', K_CFG, 'capo_set', 1) end
+if ARGV[1] == 'paused' and ARGV[2] == '' and redis.call('HGET', K_CFG, 'paused') == '1' then
+  redis.call('DEL', K_RATE)
+end
 if ARGV[2] == '' then return redis.call('HDEL', K_CFG, ARGV[1]) end
 return redis.call('HSET', K_CFG, ARGV[1], ARGV[2])
 `)
@@ -116,7 +121,8 @@ func (q *Queue) control(ctx context.Context, what, field, value string) error {
 }
 
 // SetPaused stops (true) or resumes (false) admission: the claim script reads it, so no
-// instance admits anyone once it is set. Queued users keep their places.
+// instance admits anyone once it is set. Queued users keep their places. Resuming restarts the
+// measure of the admission rate (AdmissionsPerMinute), which the pause would distort.
 func (q *Queue) SetPaused(ctx context.Context, paused bool) error {
 	v := ""
 	if paused {

@@ -299,3 +299,24 @@ func TestDueReportsUndeliveredRecords(t *testing.T) {
 		}
 	})
 }
+
+// TestResumeRestartsTheRate: the admission rate measured before a pause is forgotten at the
+// resume, so ETAs do not count the paused time; pausing alone keeps it.
+func TestResumeRestartsTheRate(t *testing.T) {
+	forBackends(t, testOptions(3), func(t *testing.T, q *Queue, clk *testkit.Clock) {
+		for i := range 3 {
+			must[Status](t)(q.Join(bg, user(i), Client{}, Trusted))
+		}
+		admitOrder(t, q, 3)
+		noErr(t, q.SetPaused(bg, true))
+		if s := must[Stats](t)(q.Stats(bg)); s.RecentAdmissions != 3 {
+			t.Fatalf("while paused: %d recent admissions", s.RecentAdmissions)
+		}
+		clk.Advance(time.Minute)
+		noErr(t, q.SetPaused(bg, false))
+		if s := must[Stats](t)(q.Stats(bg)); s.RecentAdmissions != 0 || s.AdmissionsPerMinute != 0 || s.AdmittedTotal != 3 {
+			t.Fatalf("after the resume: %+v", s)
+		}
+		noErr(t, q.SetPaused(bg, false)) // resuming an unpaused queue keeps the rate
+	})
+}
