@@ -58,7 +58,7 @@ for _, l in ipairs(order) do
   k = k + 1
   local tok = ARGV[k]
   redis.call('ZREM', LANES[l], u)
-  redis.call('ZREM', K_SEEN, u)
+  redis.call('HDEL', K_LS, u)
   redis.call('ZADD', K_LEASE, now + lease, u)
   redis.call('HSET', K_HOLD, 's:' .. u, 'Admitting', 't:' .. u, tok, 'q:' .. u, seq)
   if l > 1 then redis.call('HSET', K_HOLD, 'l:' .. u, lane_name(l)) end

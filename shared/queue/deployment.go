@@ -116,7 +116,7 @@ func Due(ctx context.Context, rdb Pipeliner, qs []*Queue, carEvery time.Duration
 	probes := make([]probe, len(qs))
 	for i, q := range qs {
 		k := q.keys
-		probes[i].users = p.Exists(ctx, append([]string{k[kLine], k[kLease], k[kRdy], k[kAct], k[kRel]}, q.laneKeys...)...)
+		probes[i].users = p.Exists(ctx, append([]string{k[kLine], k[kLease], k[kRdy], k[kAct], k[kRel], k[kLs], k[kSeen]}, q.laneKeys...)...)
 		probes[i].gone = p.ZRangeWithScores(ctx, k[kGone], 0, 0)
 		if q.opts.Capacity == 0 {
 			probes[i].at = p.HGet(ctx, k[kCfg], "cartotal_at")

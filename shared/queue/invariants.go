@@ -8,7 +8,7 @@ import (
 )
 
 // dumpScript returns every structure of the queue, for CheckInvariants. O(N): tests only.
-// Reply: {zset line, seen, lease, rdy, act, rel, gone (member, score pairs)..., hash cs, hold,
+// Reply: {zset line, hash ls, zset lease, rdy, act, rel, gone (member, score pairs)..., hash cs, hold,
 // gr (field, value pairs)..., seq}.
 var dumpScript = newScript("dump", `
 local out = {}
@@ -17,7 +17,8 @@ for i = 1, #LANES do
   for _, x in ipairs(redis.call('ZRANGE', LANES[i], 0, -1, 'WITHSCORES')) do all[#all + 1] = x end
 end
 out[1] = all
-for _, k in ipairs({K_SEEN, K_LEASE, K_RDY, K_ACT, K_REL, K_GONE}) do
+out[2] = redis.call('HGETALL', K_LS)
+for _, k in ipairs({K_LEASE, K_RDY, K_ACT, K_REL, K_GONE}) do
   out[#out + 1] = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
 end
 for _, k in ipairs({K_CS, K_HOLD, K_GR}) do out[#out + 1] = redis.call('HGETALL', k) end

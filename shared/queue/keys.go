@@ -2,13 +2,17 @@ package queue
 
 // Every key of a queue is "cq:{<queueid>}:<name>", built here and nowhere else, so all of them
 // hash to one cluster slot and a script may touch any of them. Queued users cost one member in
-// line, one in seen and one field in cs; nothing else. The few holders (at most Capacity) keep
+// line, one in ls and one field in cs; nothing else. The few holders (at most Capacity) keep
 // their details as fields of the one hold hash, so every script knows all of its keys before
 // it runs, as Redis Cluster requires.
 //
 //	line   zset   queued user -> its join score (FIFO order; a requeued user keeps it): the
 //	              join sequence and first ETA, or a scheduled opening's shuffle key (score.go)
-//	seen   zset   queued user -> last seen (ms), for the idle reap
+//	ls     hash   queued user -> last seen (ms), for the idle reap: a poll overwrites a value
+//	              in place (no sorted-set entry moves), and the reap sweeps it with HSCAN
+//	              (lastseen.go); cfg's lsc and lss: the sweep's cursor, when it started
+//	seen   zset   the last-seen of a queue written by an earlier version (user -> ms), only
+//	              drained now, by the reap
 //	cs     hash   user -> its Client, "<ip>|<ClientSession>" (queued users and holders; client.go)
 //	seq    string INCR counter giving join sequence numbers
 //	hold   hash   holder details, fields "<f>:<user>": s state, t claim token, q join score,
@@ -74,11 +78,12 @@ const (
 	kSt
 	kHist
 	kEtaErr
+	kLs
 	numKeys
 )
 
 // keyNames are the queue-wide keys' names; a script names key "x" as K_X (see assemble).
-var keyNames = [numKeys]string{"line", "seen", "cs", "seq", "hold", "lease", "rdy", "act", "rel", "gone", "gr", "cnt", "rate", "reaper", "tkg", "cfg", "up", "rec", "jt", "st", "hist", "etaerr"}
+var keyNames = [numKeys]string{"line", "seen", "cs", "seq", "hold", "lease", "rdy", "act", "rel", "gone", "gr", "cnt", "rate", "reaper", "tkg", "cfg", "up", "rec", "jt", "st", "hist", "etaerr", "ls"}
 
 func keyPrefix(queueID string) string { return "cq:{" + queueID + "}:" }
 

@@ -73,7 +73,7 @@ else
     cur = li
   end
 end
-redis.call('ZADD', K_SEEN, now, u)
+redis.call('HSET', K_LS, u, now)
 if cs ~= '' then redis.call('HSET', K_CS, u, cs) else cs = redis.call('HGET', K_CS, u) or '' end
 return {'Queued', lane_position(cur, redis.call('ZRANK', LANES[cur], u), cycle), line_length(), '', cs, '', jid, lane_name(cur)}
 `)
@@ -92,7 +92,7 @@ if r and #LANES == 1 then
     local j = redis.call('HGET', K_TKG, u) or redis.call('ZSCORE', K_LINE, u)
     if proof == '' or tonumber(j) ~= tonumber(proof) then return {'BadTicket'} end
   end
-  redis.call('ZADD', K_SEEN, ARGV[2], u)
+  redis.call('HSET', K_LS, u, ARGV[2])
   if cs ~= '' then redis.call('HSET', K_CS, u, cs) end
   return {'Queued', r + 1, redis.call('ZCARD', K_LINE)}
 end
@@ -107,10 +107,12 @@ if not li then
 end
 if li then
   if not proof_ok(u, proof) then return {'BadTicket'} end
-  redis.call('ZADD', K_SEEN, now, u)
+  redis.call('HSET', K_LS, u, now)
   if cs ~= '' then redis.call('HSET', K_CS, u, cs) end
   return {'Queued', lane_position(li, r, ARGV[5]), line_length(), '', '', '', '', lane_name(li)}
 end
+-- not queued: a last-seen the pipelined poll (lastseen.go) wrote before it knew goes
+redis.call('HDEL', K_LS, u)
 local st = holder_state(u)
 if st then
   if not proof_ok(u, proof) then return {'BadTicket'} end

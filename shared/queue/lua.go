@@ -162,7 +162,7 @@ end`},
 	{"leave_line", `
 local function leave_line(u)
   for i = 1, #LANES do redis.call('ZREM', LANES[i], u) end
-  redis.call('ZREM', K_SEEN, u)
+  redis.call('HDEL', K_LS, u)
   redis.call('HDEL', K_CS, u)
 end`},
 	// a holder (Admitting, Ready or Active) starts releasing; it keeps its slot
@@ -192,7 +192,7 @@ local function unclaim(u, now)
     local lane = lane_key(redis.call('HGET', K_HOLD, 'l:' .. u))
     drop_holder(u)
     redis.call('ZADD', lane, seq, u)
-    redis.call('ZADD', K_SEEN, now, u)
+    redis.call('HSET', K_LS, u, now)
   end
 end`},
 	// bulk runs one variadic command over a long argument list, in chunks Lua can unpack

@@ -5,10 +5,10 @@ import (
 	"fmt"
 )
 
-// reapScript handles up to batch stale users of each kind, each found with ZRANGEBYSCORE …
-// LIMIT on a deadline-ordered set, so a batch costs O(batch · log N) whatever the queue size:
-// queued users idle since idleCutoff (gone, idle; handled with variadic commands, since a
-// whole batch of them may go at once); Ready users past their ready deadline
+// reapScript handles up to batch stale users of each kind, so a batch costs O(batch · log N)
+// whatever the queue size: queued users idle since idleCutoff, found by a step of the
+// last-seen sweep (gone, idle; handled with variadic commands, since a whole batch of them may
+// go at once); and, each found with ZRANGEBYSCORE … LIMIT on a deadline-ordered set, Ready users past their ready deadline
 // (Releasing, never_started); Active users past their heartbeat deadline (Releasing,
 // heartbeat_timeout); expired claim leases (back to the front, or a reattach back to its
 // state); and up to 2·batch forgotten departures.
@@ -16,13 +16,56 @@ import (
 // who left. Then upkeep: the records trimmed to RecordsMax, the join checkpoints to a day,
 // this minute's queue length and slots held sampled into the history, minutes older than a
 // day dropped from it.
-// ARGV: now, batch, idleCutoff, goneRetention, maxSessionMs (0: no cap), recordsMax.
+// ARGV: now, batch, idleCutoff, goneRetention, maxSessionMs (0: no cap), recordsMax,
+// sweepEveryMs, sweepCount.
 // Reply: {idle, neverStarted, heartbeatTimeout, expiredClaims, more, timeLimit, releasingUser...}.
 var reapScript = newScript("reap", `
 local now, batch, cutoff, ret = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local maxs, recmax = tonumber(ARGV[5]), tonumber(ARGV[6])
 local out = {0, 0, 0, 0, 0, 0}
-local idle = redis.call('ZRANGEBYSCORE', K_SEEN, '-inf', cutoff, 'LIMIT', 0, batch)
+-- idle: a step of the sweep of last-seen (lastseen.go). A sweep starts every ARGV[7] ms, or
+-- at every call while ls is small; each step HSCANs about ARGV[8] entries and drops, oldest
+-- first, up to batch queued users unseen since cutoff (a step that drops batch rescans its
+-- chunk next time); an entry of a user who is not queued is removed. Then the last-seen zset
+-- of an earlier version is drained: an entry there is idle unless ls has seen the user since.
+local idle = {}
+local sweep = redis.call('HGET', K_CFG, 'lsc')
+if not sweep and (now - tonumber(redis.call('HGET', K_CFG, 'lss') or '0') >= tonumber(ARGV[7]) or redis.call('HLEN', K_LS) <= 512) then
+  sweep = '0'
+  redis.call('HSET', K_CFG, 'lss', now)
+end
+if sweep then
+  local r = redis.call('HSCAN', K_LS, sweep, 'COUNT', ARGV[8])
+  local kv, due = r[2], {}
+  for i = 1, #kv, 2 do
+    local t = tonumber(kv[i + 1])
+    if t <= cutoff then due[#due + 1] = {kv[i], t} end
+  end
+  table.sort(due, function(x, y)
+    if x[2] ~= y[2] then return x[2] < y[2] end
+    return x[1] < y[1]
+  end)
+  for _, d in ipairs(due) do
+    if #idle == batch then break end
+    if find_lane(d[1]) then idle[#idle + 1] = d[1] else redis.call('HDEL', K_LS, d[1]) end
+  end
+  if #idle < batch then sweep = r[1] end
+  if #idle < batch and sweep == '0' then
+    redis.call('HDEL', K_CFG, 'lsc')
+  else
+    redis.call('HSET', K_CFG, 'lsc', sweep)
+    out[5] = 1
+  end
+end
+if #idle < batch then
+  local old = redis.call('ZRANGEBYSCORE', K_SEEN, '-inf', cutoff, 'LIMIT', 0, batch - #idle)
+  bulk('ZREM', K_SEEN, old)
+  for _, u in ipairs(old) do
+    local t = tonumber(redis.call('HGET', K_LS, u) or '0')
+    if t <= cutoff and find_lane(u) then idle[#idle + 1] = u end
+  end
+  if #old > 0 and #idle == batch then out[5] = 1 end
+end
 if #idle > 0 then
   local gone, reasons = {}, {}
   for i, u in ipairs(idle) do
@@ -35,7 +78,7 @@ if #idle > 0 then
   end
   count_records(#idle, now)
   for i = 1, #LANES do bulk('ZREM', LANES[i], idle) end
-  bulk('ZREM', K_SEEN, idle)
+  bulk('HDEL', K_LS, idle)
   bulk('HDEL', K_CS, idle)
   bulk('HDEL', K_TKG, idle)
   bulk('ZADD', K_GONE, gone)
@@ -82,7 +125,7 @@ if lo <= m - 1440 then
 end
 redis.call('HSET', K_CFG, 'histlo', lo)
 out[1], out[2], out[3], out[4], out[6] = #idle, #rdy, #act, #lease, #lim
-if #idle == batch or #rdy == batch or #act == batch or #lease == batch or #lim == batch then out[5] = 1 end
+if #rdy == batch or #act == batch or #lease == batch or #lim == batch then out[5] = 1 end
 return out
 `)
 
@@ -96,7 +139,7 @@ func (q *Queue) Reap(ctx context.Context, batch int) (ReapResult, error) {
 	}
 	now := q.nowMS()
 	v, err := q.run(ctx, reapScript, now, batch, now-ms(q.opts.QueueIdleTimeout), ms(q.opts.GoneRetention),
-		ms(q.opts.MaxSession), q.opts.RecordsMax)
+		ms(q.opts.MaxSession), q.opts.RecordsMax, ms(q.sweepEvery()), sweepCount(batch))
 	var a []any
 	if err == nil {
 		a, err = replySlice(v, 6)

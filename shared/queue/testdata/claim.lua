@@ -1,12 +1,12 @@
 local K_LINE = KEYS[1]
-local K_SEEN = KEYS[2]
-local K_CS = KEYS[3]
-local K_HOLD = KEYS[4]
-local K_LEASE = KEYS[5]
-local K_RDY = KEYS[6]
-local K_ACT = KEYS[7]
-local K_REL = KEYS[8]
-local K_CFG = KEYS[9]
+local K_CS = KEYS[2]
+local K_HOLD = KEYS[3]
+local K_LEASE = KEYS[4]
+local K_RDY = KEYS[5]
+local K_ACT = KEYS[6]
+local K_REL = KEYS[7]
+local K_CFG = KEYS[8]
+local K_LS = KEYS[9]
 local LANES = {K_LINE}
 for i = 10, #KEYS do LANES[#LANES + 1] = KEYS[i] end
 
@@ -63,7 +63,7 @@ for _, l in ipairs(order) do
   k = k + 1
   local tok = ARGV[k]
   redis.call('ZREM', LANES[l], u)
-  redis.call('ZREM', K_SEEN, u)
+  redis.call('HDEL', K_LS, u)
   redis.call('ZADD', K_LEASE, now + lease, u)
   redis.call('HSET', K_HOLD, 's:' .. u, 'Admitting', 't:' .. u, tok, 'q:' .. u, seq)
   if l > 1 then redis.call('HSET', K_HOLD, 'l:' .. u, lane_name(l)) end

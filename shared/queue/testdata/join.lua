@@ -1,13 +1,13 @@
 local K_LINE = KEYS[1]
-local K_SEEN = KEYS[2]
-local K_CS = KEYS[3]
-local K_SEQ = KEYS[4]
-local K_HOLD = KEYS[5]
-local K_GONE = KEYS[6]
-local K_GR = KEYS[7]
-local K_TKG = KEYS[8]
-local K_CFG = KEYS[9]
-local K_JT = KEYS[10]
+local K_CS = KEYS[2]
+local K_SEQ = KEYS[3]
+local K_HOLD = KEYS[4]
+local K_GONE = KEYS[5]
+local K_GR = KEYS[6]
+local K_TKG = KEYS[7]
+local K_CFG = KEYS[8]
+local K_JT = KEYS[9]
+local K_LS = KEYS[10]
 local LANES = {K_LINE}
 for i = 11, #KEYS do LANES[#LANES + 1] = KEYS[i] end
 
@@ -123,6 +123,6 @@ else
     cur = li
   end
 end
-redis.call('ZADD', K_SEEN, now, u)
+redis.call('HSET', K_LS, u, now)
 if cs ~= '' then redis.call('HSET', K_CS, u, cs) else cs = redis.call('HGET', K_CS, u) or '' end
 return {'Queued', lane_position(cur, redis.call('ZRANK', LANES[cur], u), cycle), line_length(), '', cs, '', jid, lane_name(cur)}

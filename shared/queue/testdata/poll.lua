@@ -1,11 +1,11 @@
 local K_LINE = KEYS[1]
-local K_SEEN = KEYS[2]
-local K_CS = KEYS[3]
-local K_HOLD = KEYS[4]
-local K_GONE = KEYS[5]
-local K_GR = KEYS[6]
-local K_TKG = KEYS[7]
-local K_CFG = KEYS[8]
+local K_CS = KEYS[2]
+local K_HOLD = KEYS[3]
+local K_GONE = KEYS[4]
+local K_GR = KEYS[5]
+local K_TKG = KEYS[6]
+local K_CFG = KEYS[7]
+local K_LS = KEYS[8]
 local LANES = {K_LINE}
 for i = 9, #KEYS do LANES[#LANES + 1] = KEYS[i] end
 
@@ -16,7 +16,7 @@ if r and #LANES == 1 then
     local j = redis.call('HGET', K_TKG, u) or redis.call('ZSCORE', K_LINE, u)
     if proof == '' or tonumber(j) ~= tonumber(proof) then return {'BadTicket'} end
   end
-  redis.call('ZADD', K_SEEN, ARGV[2], u)
+  redis.call('HSET', K_LS, u, ARGV[2])
   if cs ~= '' then redis.call('HSET', K_CS, u, cs) end
   return {'Queued', r + 1, redis.call('ZCARD', K_LINE)}
 end
@@ -97,10 +97,12 @@ if not li then
 end
 if li then
   if not proof_ok(u, proof) then return {'BadTicket'} end
-  redis.call('ZADD', K_SEEN, now, u)
+  redis.call('HSET', K_LS, u, now)
   if cs ~= '' then redis.call('HSET', K_CS, u, cs) end
   return {'Queued', lane_position(li, r, ARGV[5]), line_length(), '', '', '', '', lane_name(li)}
 end
+-- not queued: a last-seen the pipelined poll (lastseen.go) wrote before it knew goes
+redis.call('HDEL', K_LS, u)
 local st = holder_state(u)
 if st then
   if not proof_ok(u, proof) then return {'BadTicket'} end

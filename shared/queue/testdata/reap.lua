@@ -15,8 +15,9 @@ local K_REC = KEYS[14]
 local K_JT = KEYS[15]
 local K_ST = KEYS[16]
 local K_HIST = KEYS[17]
+local K_LS = KEYS[18]
 local LANES = {K_LINE}
-for i = 18, #KEYS do LANES[#LANES + 1] = KEYS[i] end
+for i = 19, #KEYS do LANES[#LANES + 1] = KEYS[i] end
 
 local function holder_state(u)
   return redis.call('HGET', K_HOLD, 's:' .. u)
@@ -111,7 +112,7 @@ local function unclaim(u, now)
     local lane = lane_key(redis.call('HGET', K_HOLD, 'l:' .. u))
     drop_holder(u)
     redis.call('ZADD', lane, seq, u)
-    redis.call('ZADD', K_SEEN, now, u)
+    redis.call('HSET', K_LS, u, now)
   end
 end
 local function bulk(cmd, key, args)
@@ -126,7 +127,49 @@ end
 local now, batch, cutoff, ret = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local maxs, recmax = tonumber(ARGV[5]), tonumber(ARGV[6])
 local out = {0, 0, 0, 0, 0, 0}
-local idle = redis.call('ZRANGEBYSCORE', K_SEEN, '-inf', cutoff, 'LIMIT', 0, batch)
+-- idle: a step of the sweep of last-seen (lastseen.go). A sweep starts every ARGV[7] ms, or
+-- at every call while ls is small; each step HSCANs about ARGV[8] entries and drops, oldest
+-- first, up to batch queued users unseen since cutoff (a step that drops batch rescans its
+-- chunk next time); an entry of a user who is not queued is removed. Then the last-seen zset
+-- of an earlier version is drained: an entry there is idle unless ls has seen the user since.
+local idle = {}
+local sweep = redis.call('HGET', K_CFG, 'lsc')
+if not sweep and (now - tonumber(redis.call('HGET', K_CFG, 'lss') or '0') >= tonumber(ARGV[7]) or redis.call('HLEN', K_LS) <= 512) then
+  sweep = '0'
+  redis.call('HSET', K_CFG, 'lss', now)
+end
+if sweep then
+  local r = redis.call('HSCAN', K_LS, sweep, 'COUNT', ARGV[8])
+  local kv, due = r[2], {}
+  for i = 1, #kv, 2 do
+    local t = tonumber(kv[i + 1])
+    if t <= cutoff then due[#due + 1] = {kv[i], t} end
+  end
+  table.sort(due, function(x, y)
+    if x[2] ~= y[2] then return x[2] < y[2] end
+    return x[1] < y[1]
+  end)
+  for _, d in ipairs(due) do
+    if #idle == batch then break end
+    if find_lane(d[1]) then idle[#idle + 1] = d[1] else redis.call('HDEL', K_LS, d[1]) end
+  end
+  if #idle < batch then sweep = r[1] end
+  if #idle < batch and sweep == '0' then
+    redis.call('HDEL', K_CFG, 'lsc')
+  else
+    redis.call('HSET', K_CFG, 'lsc', sweep)
+    out[5] = 1
+  end
+end
+if #idle < batch then
+  local old = redis.call('ZRANGEBYSCORE', K_SEEN, '-inf', cutoff, 'LIMIT', 0, batch - #idle)
+  bulk('ZREM', K_SEEN, old)
+  for _, u in ipairs(old) do
+    local t = tonumber(redis.call('HGET', K_LS, u) or '0')
+    if t <= cutoff and find_lane(u) then idle[#idle + 1] = u end
+  end
+  if #old > 0 and #idle == batch then out[5] = 1 end
+end
 if #idle > 0 then
   local gone, reasons = {}, {}
   for i, u in ipairs(idle) do
@@ -139,7 +182,7 @@ if #idle > 0 then
   end
   count_records(#idle, now)
   for i = 1, #LANES do bulk('ZREM', LANES[i], idle) end
-  bulk('ZREM', K_SEEN, idle)
+  bulk('HDEL', K_LS, idle)
   bulk('HDEL', K_CS, idle)
   bulk('HDEL', K_TKG, idle)
   bulk('ZADD', K_GONE, gone)
@@ -186,5 +229,5 @@ if lo <= m - 1440 then
 end
 redis.call('HSET', K_CFG, 'histlo', lo)
 out[1], out[2], out[3], out[4], out[6] = #idle, #rdy, #act, #lease, #lim
-if #idle == batch or #rdy == batch or #act == batch or #lease == batch or #lim == batch then out[5] = 1 end
+if #rdy == batch or #act == batch or #lease == batch or #lim == batch then out[5] = 1 end
 return out

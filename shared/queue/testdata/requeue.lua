@@ -1,11 +1,11 @@
 local K_LINE = KEYS[1]
-local K_SEEN = KEYS[2]
-local K_HOLD = KEYS[3]
-local K_LEASE = KEYS[4]
-local K_RDY = KEYS[5]
-local K_ACT = KEYS[6]
-local K_REL = KEYS[7]
-local K_ST = KEYS[8]
+local K_HOLD = KEYS[2]
+local K_LEASE = KEYS[3]
+local K_RDY = KEYS[4]
+local K_ACT = KEYS[5]
+local K_REL = KEYS[6]
+local K_ST = KEYS[7]
+local K_LS = KEYS[8]
 local LANES = {K_LINE}
 for i = 9, #KEYS do LANES[#LANES + 1] = KEYS[i] end
 
@@ -48,7 +48,7 @@ local function unclaim(u, now)
     local lane = lane_key(redis.call('HGET', K_HOLD, 'l:' .. u))
     drop_holder(u)
     redis.call('ZADD', lane, seq, u)
-    redis.call('ZADD', K_SEEN, now, u)
+    redis.call('HSET', K_LS, u, now)
   end
 end
 

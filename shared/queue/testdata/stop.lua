@@ -1,19 +1,19 @@
 local K_LINE = KEYS[1]
-local K_SEEN = KEYS[2]
-local K_CS = KEYS[3]
-local K_HOLD = KEYS[4]
-local K_LEASE = KEYS[5]
-local K_RDY = KEYS[6]
-local K_ACT = KEYS[7]
-local K_REL = KEYS[8]
-local K_GONE = KEYS[9]
-local K_GR = KEYS[10]
-local K_CNT = KEYS[11]
-local K_TKG = KEYS[12]
-local K_REC = KEYS[13]
-local K_JT = KEYS[14]
-local K_ST = KEYS[15]
-local K_HIST = KEYS[16]
+local K_CS = KEYS[2]
+local K_HOLD = KEYS[3]
+local K_LEASE = KEYS[4]
+local K_RDY = KEYS[5]
+local K_ACT = KEYS[6]
+local K_REL = KEYS[7]
+local K_GONE = KEYS[8]
+local K_GR = KEYS[9]
+local K_CNT = KEYS[10]
+local K_TKG = KEYS[11]
+local K_REC = KEYS[12]
+local K_JT = KEYS[13]
+local K_ST = KEYS[14]
+local K_HIST = KEYS[15]
+local K_LS = KEYS[16]
 local LANES = {K_LINE}
 for i = 17, #KEYS do LANES[#LANES + 1] = KEYS[i] end
 
@@ -88,7 +88,7 @@ local function count_left(reason)
 end
 local function leave_line(u)
   for i = 1, #LANES do redis.call('ZREM', LANES[i], u) end
-  redis.call('ZREM', K_SEEN, u)
+  redis.call('HDEL', K_LS, u)
   redis.call('HDEL', K_CS, u)
 end
 local function to_releasing(u, st, reason, now)
