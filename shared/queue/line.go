@@ -199,7 +199,22 @@ func (q *Queue) JoinETA(ctx context.Context, userID string, c Client, p Proof, p
 // polls are the hot path and need not carry the ClientSession back. One round trip.
 //
 // A known user whose current join p does not name gets ErrBadTicket, and nothing changes.
+//
+// The common poll, a queued user of a queue without lanes showing its ticket and no new
+// client, is a pipeline of plain commands sent with other polls in flight (pipeline.go,
+// lastseen.go); everyone else, and anyone that pipeline does not find in line, takes the script.
 func (q *Queue) Poll(ctx context.Context, userID string, c Client, p Proof) (Status, error) {
+	if q.batch != nil && len(q.laneKeys) == 0 && c.Session == "" && checkUser(userID) == nil {
+		if proof, err := strconv.ParseFloat(p.arg, 64); err == nil {
+			st, ok, err := q.pollPipelined(ctx, userID, proof)
+			if err != nil {
+				return Status{}, fmt.Errorf("poll %s: %w", userID, err)
+			}
+			if ok {
+				return st, nil
+			}
+		}
+	}
 	return q.statusCall(ctx, pollScript, userID, c, p, q.cycle)
 }
 

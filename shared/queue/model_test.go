@@ -84,6 +84,12 @@ type model struct {
 	opensAt  int64 // 0: open
 	seed     string
 	grantFor string // the lane the next "granted" proof names
+
+	// the last-seen sweep (lastseen.go): paced as for a large queue, or whole at every reap
+	pacedSweep bool
+	sweepEvery time.Duration
+	sweeping   bool
+	sweepStart int64
 }
 
 // laneOf is the 1-based index of a lane name (default: 1).
@@ -277,6 +283,13 @@ func (m *model) join(u string, c Client, p Proof) Status {
 }
 
 func (m *model) poll(u string, c Client, p Proof) (Status, error) {
+	// The pipelined poll (lastseen.go) writes last-seen before it checks the ticket: an
+	// earlier ticket of a queued user counts as seen, though it is refused.
+	if x, ok := m.users[u]; ok && x.state == StateQueued && len(m.o.Lanes) == 0 && c.Session == "" {
+		if _, err := strconv.ParseFloat(p.arg, 64); err == nil {
+			x.lastSeen = m.now
+		}
+	}
 	if !m.proven(u, p) {
 		return Status{}, ErrBadTicket
 	}
@@ -454,7 +467,16 @@ func (m *model) due(state State, key func(*mUser) int64, limit int64, batch int)
 func (m *model) reap(batch int) ReapResult {
 	dl := func(x *mUser) int64 { return x.deadline }
 	res := ReapResult{Dropped: map[Reason]int{}}
-	idle := m.due(StateQueued, func(x *mUser) int64 { return x.lastSeen }, m.now-ms(m.o.QueueIdleTimeout), batch)
+	// The last-seen sweep (lastseen.go): a small queue is swept whole at every reap; a large
+	// one (paced) from every sweepEvery, a step per reap until a step drops fewer than batch.
+	var idle []string
+	if !m.sweeping && (!m.pacedSweep || m.now-m.sweepStart >= ms(m.sweepEvery)) {
+		m.sweeping, m.sweepStart = true, m.now
+	}
+	if m.sweeping {
+		idle = m.due(StateQueued, func(x *mUser) int64 { return x.lastSeen }, m.now-ms(m.o.QueueIdleTimeout), batch)
+		m.sweeping = len(idle) == batch
+	}
 	for _, u := range idle {
 		m.setGone(u, ReasonIdle)
 		m.left[ReasonIdle]++
@@ -626,7 +648,11 @@ func TestModel(t *testing.T) {
 				}
 				o = q.Options()
 				m := &model{o: o, now: clk.Now().UnixMilli(), users: map[string]*mUser{}, gone: map[string]mGone{}, left: map[Reason]int64{},
-					lanes: laneOrder(o.Lanes), cycle: laneCycle(laneOrder(o.Lanes)), capo: -1, seed: o.ShuffleSeed}
+					lanes: laneOrder(o.Lanes), cycle: laneCycle(laneOrder(o.Lanes)), capo: -1, seed: o.ShuffleSeed,
+					pacedSweep: rapid.Bool().Draw(rt, "paced sweep"), sweepEvery: q.sweepEvery()}
+				if m.pacedSweep {
+					q.sweepWhole = 0 // as if the queue were large: a sweep every sweepEvery
+				}
 				if !o.OpensAt.IsZero() {
 					m.opensAt = o.OpensAt.UnixMilli()
 				}

@@ -45,6 +45,11 @@ type Queue struct {
 	lanes    []Lane
 	laneKeys []string
 	cycle    string
+	// batch sends the pipelined polls (pipeline.go); nil when rdb cannot pipeline
+	batch *batcher
+	// sweepWhole: while last-seen has at most this many users, every reap sweeps it whole
+	// (lastseen.go); the model test sets 0 to follow the paced sweep of a large queue
+	sweepWhole int
 }
 
 // New checks opts and returns the queue. It does not talk to Redis. Every duration must be
@@ -97,6 +102,10 @@ func New(rdb Scripter, opts Options) (*Queue, error) {
 		opts.Now = time.Now
 	}
 	q := &Queue{rdb: rdb, opts: opts, keys: queueKeys(opts.QueueID), lanes: laneOrder(opts.Lanes)}
+	q.sweepWhole = 512
+	if p, ok := rdb.(Pipeliner); ok {
+		q.batch = &batcher{rdb: p}
+	}
 	q.cycle = laneCycle(q.lanes)
 	for _, l := range q.lanes[min(1, len(q.lanes)):] {
 		q.laneKeys = append(q.laneKeys, laneKey(opts.QueueID, l.Name))

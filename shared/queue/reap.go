@@ -17,7 +17,7 @@ import (
 // this minute's queue length and slots held sampled into the history, minutes older than a
 // day dropped from it.
 // ARGV: now, batch, idleCutoff, goneRetention, maxSessionMs (0: no cap), recordsMax,
-// sweepEveryMs, sweepCount.
+// sweepEveryMs, sweepCount, sweepWhole (while ls has at most this many fields, every call sweeps).
 // Reply: {idle, neverStarted, heartbeatTimeout, expiredClaims, more, timeLimit, releasingUser...}.
 var reapScript = newScript("reap", `
 local now, batch, cutoff, ret = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -30,7 +30,7 @@ local out = {0, 0, 0, 0, 0, 0}
 -- of an earlier version is drained: an entry there is idle unless ls has seen the user since.
 local idle = {}
 local sweep = redis.call('HGET', K_CFG, 'lsc')
-if not sweep and (now - tonumber(redis.call('HGET', K_CFG, 'lss') or '0') >= tonumber(ARGV[7]) or redis.call('HLEN', K_LS) <= 512) then
+if not sweep and (now - tonumber(redis.call('HGET', K_CFG, 'lss') or '0') >= tonumber(ARGV[7]) or redis.call('HLEN', K_LS) <= tonumber(ARGV[9])) then
   sweep = '0'
   redis.call('HSET', K_CFG, 'lss', now)
 end
@@ -139,7 +139,7 @@ func (q *Queue) Reap(ctx context.Context, batch int) (ReapResult, error) {
 	}
 	now := q.nowMS()
 	v, err := q.run(ctx, reapScript, now, batch, now-ms(q.opts.QueueIdleTimeout), ms(q.opts.GoneRetention),
-		ms(q.opts.MaxSession), q.opts.RecordsMax, ms(q.sweepEvery()), sweepCount(batch))
+		ms(q.opts.MaxSession), q.opts.RecordsMax, ms(q.sweepEvery()), sweepCount(batch), q.sweepWhole)
 	var a []any
 	if err == nil {
 		a, err = replySlice(v, 6)

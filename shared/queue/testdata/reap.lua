@@ -134,7 +134,7 @@ local out = {0, 0, 0, 0, 0, 0}
 -- of an earlier version is drained: an entry there is idle unless ls has seen the user since.
 local idle = {}
 local sweep = redis.call('HGET', K_CFG, 'lsc')
-if not sweep and (now - tonumber(redis.call('HGET', K_CFG, 'lss') or '0') >= tonumber(ARGV[7]) or redis.call('HLEN', K_LS) <= 512) then
+if not sweep and (now - tonumber(redis.call('HGET', K_CFG, 'lss') or '0') >= tonumber(ARGV[7]) or redis.call('HLEN', K_LS) <= tonumber(ARGV[9])) then
   sweep = '0'
   redis.call('HSET', K_CFG, 'lss', now)
 end
