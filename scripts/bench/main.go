@@ -133,9 +133,11 @@ func run(ctx context.Context, addr string, c config) error {
 	if err != nil {
 		return err
 	}
+	tickets := make([]queue.Proof, c.users) // what each user's ticket proves, as /poll shows it
 	if err := add(measure(ctx, admin, rt, fmt.Sprintf("load: join (%d users, IPv4 + cs 16 B)", c.users), c.conc*2, c.users, func(i int) error {
-		clk.Advance(time.Millisecond) // users arrive over time: distinct last-seen scores
-		_, err := q.Join(ctx, userID(i), queue.Client{IP: clientIP(i), Session: fmt.Sprintf("cs-%013d", i)}, queue.Trusted)
+		clk.Advance(time.Millisecond) // users arrive over time: distinct last-seen values
+		st, err := q.Join(ctx, userID(i), queue.Client{IP: clientIP(i), Session: fmt.Sprintf("cs-%013d", i)}, queue.Trusted)
+		tickets[i] = queue.Ticketed(st.JoinID)
 		return err
 	})); err != nil {
 		return err
@@ -144,7 +146,7 @@ func run(ctx context.Context, addr string, c config) error {
 	if err != nil {
 		return err
 	}
-	perKey, err := keyMemory(ctx, admin, q.KeyPrefix(), "line", "seen", "cs")
+	perKey, err := keyMemory(ctx, admin, q.KeyPrefix(), "line", "ls", "cs")
 	if err != nil {
 		return err
 	}
@@ -159,7 +161,7 @@ func run(ctx context.Context, addr string, c config) error {
 	if err != nil {
 		return err
 	}
-	perKeyBig, err := keyMemory(ctx, admin, big.KeyPrefix(), "line", "seen", "cs")
+	perKeyBig, err := keyMemory(ctx, admin, big.KeyPrefix(), "line", "ls", "cs")
 	if err != nil {
 		return err
 	}
@@ -176,9 +178,12 @@ func run(ctx context.Context, addr string, c config) error {
 	}
 
 	// The operations.
-	if err := add(measure(ctx, admin, rt, "poll (random queued user)", c.conc, c.ops, func(int) error {
+	// A user's /poll shows its ticket: the pipelined path, batched with the polls in flight
+	// (shared/queue/pipeline.go). Trusted (the service's own polls) takes the script.
+	if err := add(measure(ctx, admin, rt, "poll (random queued user, ticket)", c.conc, c.ops, func(int) error {
 		clk.Advance(time.Millisecond)
-		_, err := q.Poll(ctx, userID(rand.IntN(c.users)), queue.Client{}, queue.Trusted)
+		i := rand.IntN(c.users)
+		_, err := q.Poll(ctx, userID(i), queue.Client{}, tickets[i])
 		return err
 	})); err != nil {
 		return err
@@ -186,9 +191,26 @@ func run(ctx context.Context, addr string, c config) error {
 	// The head of the line polls most often (NextPollMs grows with √position), and its
 	// members stay in the CPU cache: the warm case, comparable to DESIGN.md's single-member
 	// redis-benchmark figure.
-	if err := add(measure(ctx, admin, rt, "poll (one of the first 1,000: warm)", c.conc, c.ops, func(int) error {
+	if err := add(measure(ctx, admin, rt, "poll (one of the first 1,000: warm, ticket)", c.conc, c.ops, func(int) error {
 		clk.Advance(time.Millisecond)
-		_, err := q.Poll(ctx, userID(rand.IntN(min(1000, c.users))), queue.Client{}, queue.Trusted)
+		i := rand.IntN(min(1000, c.users))
+		_, err := q.Poll(ctx, userID(i), queue.Client{}, tickets[i])
+		return err
+	})); err != nil {
+		return err
+	}
+	if err := add(measure(ctx, admin, rt, "poll (random queued user, script: trusted)", c.conc, c.ops, func(int) error {
+		clk.Advance(time.Millisecond)
+		_, err := q.Poll(ctx, userID(rand.IntN(c.users)), queue.Client{}, queue.Trusted)
+		return err
+	})); err != nil {
+		return err
+	}
+	// One poll at a time, as an SCF event instance sends them: the same pipeline, unbatched.
+	if err := add(measure(ctx, admin, rt, "poll (random queued user, ticket, 1 at a time)", 1, c.ops/10, func(int) error {
+		clk.Advance(time.Millisecond)
+		i := rand.IntN(c.users)
+		_, err := q.Poll(ctx, userID(i), queue.Client{}, tickets[i])
 		return err
 	})); err != nil {
 		return err
@@ -235,6 +257,47 @@ func run(ctx context.Context, addr string, c config) error {
 	})); err != nil {
 		return err
 	}
+
+	// Sweep: the steady state, nobody idle. One whole sweep of the last-seen hash, through a
+	// handle on the same queue whose idle timeout (an hour) nobody has reached, reading the
+	// server's CPU and EVALSHA time around each call.
+	sweepOpts := opts
+	sweepOpts.QueueIdleTimeout = time.Hour
+	sweeper, err := queue.New(client, sweepOpts)
+	if err != nil {
+		return err
+	}
+	var sweepCalls, sweepMax int64
+	s0, err := readStats(ctx, admin)
+	if err != nil {
+		return err
+	}
+	for more := true; more; {
+		b, err := readStats(ctx, admin)
+		if err != nil {
+			return err
+		}
+		res, err := sweeper.Reap(ctx, c.reapBatch)
+		if err != nil {
+			return err
+		}
+		a, err := readStats(ctx, admin)
+		if err != nil {
+			return err
+		}
+		sweepCalls++
+		sweepMax = max(sweepMax, a.evalUsec-b.evalUsec)
+		more = res.More
+		if n := res.Dropped[queue.ReasonIdle]; n > 0 {
+			return fmt.Errorf("sweep dropped %d users seen within the hour", n)
+		}
+	}
+	s1, err := readStats(ctx, admin)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("sweep: %d users, nobody idle, batch %d: %d reap calls, Redis time %.1f ms (EVALSHA), server CPU %.1f ms (includes %d INFO calls), longest call %d us\n",
+		c.users, c.reapBatch, sweepCalls, float64(s1.evalUsec-s0.evalUsec)/1000, (s1.cpu-s0.cpu)*1000, 2*sweepCalls, sweepMax)
 
 	// Reap: every queued user is idle after a minute; reap reapUsers of them in batches, one
 	// at a time, reading the server's EVALSHA time around each batch.
@@ -327,7 +390,7 @@ func keyMemory(ctx context.Context, admin *redis.Client, prefix string, names ..
 func printKeyMemory(what string, m map[string]int64, users int) {
 	var total int64
 	parts := []string{}
-	for _, n := range []string{"line", "seen", "cs"} {
+	for _, n := range []string{"line", "ls", "cs"} {
 		total += m[n]
 		parts = append(parts, fmt.Sprintf("%s %.1f", n, float64(m[n])/float64(users)))
 	}

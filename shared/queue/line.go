@@ -204,7 +204,7 @@ func (q *Queue) JoinETA(ctx context.Context, userID string, c Client, p Proof, p
 // client, is a pipeline of plain commands sent with other polls in flight (pipeline.go,
 // lastseen.go); everyone else, and anyone that pipeline does not find in line, takes the script.
 func (q *Queue) Poll(ctx context.Context, userID string, c Client, p Proof) (Status, error) {
-	if q.batch != nil && len(q.laneKeys) == 0 && c.Session == "" && checkUser(userID) == nil {
+	if len(q.laneKeys) == 0 && c.Session == "" && checkUser(userID) == nil {
 		if proof, err := strconv.ParseFloat(p.arg, 64); err == nil {
 			st, ok, err := q.pollPipelined(ctx, userID, proof)
 			if err != nil {

@@ -341,8 +341,23 @@ func (q *Queue) run(ctx context.Context, sc *script, args ...any) (any, error) {
 	return q.runKeys(ctx, sc, keys, args...)
 }
 
-// runKeys executes a script with the keys given.
+// runKeys executes a script with the keys given: EVALSHA sent with the other calls in flight
+// (pipeline.go), so a busy server's heartbeats, joins and lane polls share round trips too;
+// a script Redis does not know yet (NOSCRIPT) is then run on its own, which loads it.
 func (q *Queue) runKeys(ctx context.Context, sc *script, keys []string, args ...any) (any, error) {
+	{
+		var cmd *redis.Cmd
+		if err := q.batch.do(ctx, func(p redis.Pipeliner) { cmd = p.EvalSha(ctx, sc.s.Hash(), keys, args...) }); err != nil {
+			return nil, err
+		}
+		v, err := cmd.Result()
+		if err == redis.Nil {
+			return nil, nil
+		}
+		if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return v, err
+		}
+	}
 	v, err := sc.s.Run(ctx, q.rdb, keys, args...).Result()
 	if err == redis.Nil {
 		return nil, nil

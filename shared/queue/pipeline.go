@@ -26,7 +26,7 @@ type batcher struct {
 
 // maxFlights bounds the pipelines a batcher has in flight: enough to keep Redis busy while
 // one batch's replies travel back, few enough that calls queue and batch under load.
-const maxFlights = 4
+const maxFlights = 2
 
 // batchCall is one call's commands: add queues them on the pipeline, done is closed once
 // their replies (or the error) are in.
@@ -34,6 +34,9 @@ type batchCall struct {
 	ctx  context.Context
 	add  func(redis.Pipeliner)
 	done chan struct{}
+	// dropped: ctx ended before the batch was sent, so the commands were not (an admission
+	// the caller gave up on must not happen behind its back)
+	dropped bool
 }
 
 // do queues the commands add puts on a pipeline and returns when their replies are in, or
@@ -52,15 +55,18 @@ func (b *batcher) do(ctx context.Context, add func(redis.Pipeliner)) error {
 		if next := b.next(); next != nil {
 			go b.drain(next)
 		}
-		return nil
+	} else {
+		b.mu.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	b.mu.Unlock()
-	select {
-	case <-c.done:
-		return nil
-	case <-ctx.Done():
+	if c.dropped {
 		return ctx.Err()
 	}
+	return nil
 }
 
 // next takes the calls that queued meanwhile, keeping the flight, or ends the flight.
@@ -87,11 +93,15 @@ func (b *batcher) drain(calls []*batchCall) {
 func (b *batcher) flush(calls []*batchCall) {
 	p := b.rdb.Pipeline()
 	for _, c := range calls {
-		c.add(p)
+		if c.dropped = c.ctx.Err() != nil; !c.dropped {
+			c.add(p)
+		}
 	}
 	// Not any one call's context: one caller leaving must not fail the others' commands. The
 	// client's read and write timeouts bound the round trip.
-	_, _ = p.Exec(context.WithoutCancel(calls[0].ctx))
+	if p.Len() > 0 {
+		_, _ = p.Exec(context.WithoutCancel(calls[0].ctx))
+	}
 	for _, c := range calls {
 		close(c.done)
 	}

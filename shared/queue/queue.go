@@ -45,7 +45,7 @@ type Queue struct {
 	lanes    []Lane
 	laneKeys []string
 	cycle    string
-	// batch sends the pipelined polls (pipeline.go); nil when rdb cannot pipeline
+	// batch sends every call's commands, batched with the calls in flight (pipeline.go)
 	batch *batcher
 	// sweepWhole: while last-seen has at most this many users, every reap sweeps it whole
 	// (lastseen.go); the model test sets 0 to follow the paced sweep of a large queue
@@ -103,9 +103,11 @@ func New(rdb Scripter, opts Options) (*Queue, error) {
 	}
 	q := &Queue{rdb: rdb, opts: opts, keys: queueKeys(opts.QueueID), lanes: laneOrder(opts.Lanes)}
 	q.sweepWhole = 512
-	if p, ok := rdb.(Pipeliner); ok {
-		q.batch = &batcher{rdb: p}
+	p, ok := rdb.(Pipeliner)
+	if !ok {
+		return nil, fmt.Errorf("new queue: the redis client (%T) must pipeline as well as run scripts: %w", rdb, ErrInvalid)
 	}
+	q.batch = &batcher{rdb: p}
 	q.cycle = laneCycle(q.lanes)
 	for _, l := range q.lanes[min(1, len(q.lanes)):] {
 		q.laneKeys = append(q.laneKeys, laneKey(opts.QueueID, l.Name))

@@ -16,45 +16,37 @@ import (
 // who left. Then upkeep: the records trimmed to RecordsMax, the join checkpoints to a day,
 // this minute's queue length and slots held sampled into the history, minutes older than a
 // day dropped from it.
-// ARGV: now, batch, idleCutoff, goneRetention, maxSessionMs (0: no cap), recordsMax,
-// sweepEveryMs, sweepCount, sweepWhole (while ls has at most this many fields, every call sweeps).
+// ARGV: now, batch, idleCutoff, goneRetention, maxSessionMs (0: no cap), recordsMax, the
+// sweep's cursor and start (sweepStep), then the sweep step's candidates.
 // Reply: {idle, neverStarted, heartbeatTimeout, expiredClaims, more, timeLimit, releasingUser...}.
 var reapScript = newScript("reap", `
 local now, batch, cutoff, ret = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local maxs, recmax = tonumber(ARGV[5]), tonumber(ARGV[6])
 local out = {0, 0, 0, 0, 0, 0}
--- idle: a step of the sweep of last-seen (lastseen.go). A sweep starts every ARGV[7] ms, or
--- at every call while ls is small; each step HSCANs about ARGV[8] entries and drops, oldest
--- first, up to batch queued users unseen since cutoff (a step that drops batch rescans its
--- chunk next time); an entry of a user who is not queued is removed. Then the last-seen zset
+-- idle: the candidates of a step of the last-seen sweep (lastseen.go; the HSCAN is the
+-- caller's), each dropped if still unseen since cutoff and queued; an entry of a user who is
+-- not queued is removed. The sweep's state: ARGV[7] the cursor to keep ('-': the sweep is
+-- through, '': no step), ARGV[8] when a sweep started ('': unchanged). Then the last-seen zset
 -- of an earlier version is drained: an entry there is idle unless ls has seen the user since.
-local idle = {}
-local sweep = redis.call('HGET', K_CFG, 'lsc')
-if not sweep and (now - tonumber(redis.call('HGET', K_CFG, 'lss') or '0') >= tonumber(ARGV[7]) or redis.call('HLEN', K_LS) <= tonumber(ARGV[9])) then
-  sweep = '0'
-  redis.call('HSET', K_CFG, 'lss', now)
+local idle, where = {}, {}
+if ARGV[8] ~= '' then redis.call('HSET', K_CFG, 'lss', ARGV[8]) end
+if ARGV[7] == '-' then
+  redis.call('HDEL', K_CFG, 'lsc')
+elseif ARGV[7] ~= '' then
+  redis.call('HSET', K_CFG, 'lsc', ARGV[7])
+  out[5] = 1
 end
-if sweep then
-  local r = redis.call('HSCAN', K_LS, sweep, 'COUNT', ARGV[8])
-  local kv, due = r[2], {}
-  for i = 1, #kv, 2 do
-    local t = tonumber(kv[i + 1])
-    if t <= cutoff then due[#due + 1] = {kv[i], t} end
-  end
-  table.sort(due, function(x, y)
-    if x[2] ~= y[2] then return x[2] < y[2] end
-    return x[1] < y[1]
-  end)
-  for _, d in ipairs(due) do
-    if #idle == batch then break end
-    if find_lane(d[1]) then idle[#idle + 1] = d[1] else redis.call('HDEL', K_LS, d[1]) end
-  end
-  if #idle < batch then sweep = r[1] end
-  if #idle < batch and sweep == '0' then
-    redis.call('HDEL', K_CFG, 'lsc')
-  else
-    redis.call('HSET', K_CFG, 'lsc', sweep)
-    out[5] = 1
+for i = 9, #ARGV do
+  local u = ARGV[i]
+  local t = tonumber(redis.call('HGET', K_LS, u) or '')
+  if t and t <= cutoff and #idle < batch then
+    local li, score = find_lane(u)
+    if li then
+      idle[#idle + 1] = u
+      where[u] = {li, score}
+    else
+      redis.call('HDEL', K_LS, u)
+    end
   end
 end
 if #idle < batch then
@@ -62,7 +54,11 @@ if #idle < batch then
   bulk('ZREM', K_SEEN, old)
   for _, u in ipairs(old) do
     local t = tonumber(redis.call('HGET', K_LS, u) or '0')
-    if t <= cutoff and find_lane(u) then idle[#idle + 1] = u end
+    local li, score = find_lane(u)
+    if t <= cutoff and li and not where[u] then
+      idle[#idle + 1] = u
+      where[u] = {li, score}
+    end
   end
   if #old > 0 and #idle == batch then out[5] = 1 end
 end
@@ -73,8 +69,7 @@ if #idle > 0 then
     gone[2 * i] = u
     reasons[2 * i - 1] = u
     reasons[2 * i] = 'idle'
-    local li, score = find_lane(u)
-    if li then write_record(u, 'idle', now, score, lane_name(li), nil, nil, true) end
+    write_record(u, 'idle', now, where[u][2], lane_name(where[u][1]), nil, nil, true)
   end
   count_records(#idle, now)
   for i = 1, #LANES do bulk('ZREM', LANES[i], idle) end
@@ -125,7 +120,7 @@ if lo <= m - 1440 then
 end
 redis.call('HSET', K_CFG, 'histlo', lo)
 out[1], out[2], out[3], out[4], out[6] = #idle, #rdy, #act, #lease, #lim
-if #rdy == batch or #act == batch or #lease == batch or #lim == batch then out[5] = 1 end
+if #idle == batch or #rdy == batch or #act == batch or #lease == batch or #lim == batch then out[5] = 1 end
 return out
 `)
 
@@ -138,8 +133,14 @@ func (q *Queue) Reap(ctx context.Context, batch int) (ReapResult, error) {
 		return ReapResult{}, fmt.Errorf("reap: batch %d must be 1-%d: %w", batch, MaxBatch, ErrInvalid)
 	}
 	now := q.nowMS()
-	v, err := q.run(ctx, reapScript, now, batch, now-ms(q.opts.QueueIdleTimeout), ms(q.opts.GoneRetention),
-		ms(q.opts.MaxSession), q.opts.RecordsMax, ms(q.sweepEvery()), sweepCount(batch), q.sweepWhole)
+	cutoff := now - ms(q.opts.QueueIdleTimeout)
+	step, err := q.sweepStep(ctx, now, cutoff, batch)
+	if err != nil {
+		return ReapResult{}, fmt.Errorf("reap %d: %w", batch, err)
+	}
+	args := append([]any{now, batch, cutoff, ms(q.opts.GoneRetention), ms(q.opts.MaxSession), q.opts.RecordsMax,
+		step.cursor, step.started}, step.candidates...)
+	v, err := q.run(ctx, reapScript, args...)
 	var a []any
 	if err == nil {
 		a, err = replySlice(v, 6)
