@@ -260,33 +260,27 @@ func run(ctx context.Context, addr string, c config) error {
 
 	// Sweep: the steady state, nobody idle. One whole sweep of the last-seen hash, through a
 	// handle on the same queue whose idle timeout (an hour) nobody has reached, reading the
-	// server's CPU and EVALSHA time around each call.
+	// server's CPU and commandstats around the whole sweep.
 	sweepOpts := opts
 	sweepOpts.QueueIdleTimeout = time.Hour
 	sweeper, err := queue.New(client, sweepOpts)
 	if err != nil {
 		return err
 	}
-	var sweepCalls, sweepMax int64
+	var sweepCalls int64
+	var sweepMax time.Duration
 	s0, err := readStats(ctx, admin)
 	if err != nil {
 		return err
 	}
 	for more := true; more; {
-		b, err := readStats(ctx, admin)
-		if err != nil {
-			return err
-		}
+		t0 := time.Now()
 		res, err := sweeper.Reap(ctx, c.reapBatch)
 		if err != nil {
 			return err
 		}
-		a, err := readStats(ctx, admin)
-		if err != nil {
-			return err
-		}
+		sweepMax = max(sweepMax, time.Since(t0))
 		sweepCalls++
-		sweepMax = max(sweepMax, a.evalUsec-b.evalUsec)
 		more = res.More
 		if n := res.Dropped[queue.ReasonIdle]; n > 0 {
 			return fmt.Errorf("sweep dropped %d users seen within the hour", n)
@@ -296,8 +290,10 @@ func run(ctx context.Context, addr string, c config) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("sweep: %d users, nobody idle, batch %d: %d reap calls, Redis time %.1f ms (EVALSHA), server CPU %.1f ms (includes %d INFO calls), longest call %d us\n",
-		c.users, c.reapBatch, sweepCalls, float64(s1.evalUsec-s0.evalUsec)/1000, (s1.cpu-s0.cpu)*1000, 2*sweepCalls, sweepMax)
+	cmdUsec := func(name string) float64 { return float64(s1.perCmd[name][1]-s0.perCmd[name][1]) / 1000 }
+	fmt.Printf("sweep: %d users, nobody idle, batch %d: %d reap calls; server CPU %.1f ms (%.2f us/user), of which HSCAN %.1f ms, reap script %.1f ms, HMGET+HLEN %.1f ms; longest call %v client-side (3 round trips)\n",
+		c.users, c.reapBatch, sweepCalls, (s1.cpu-s0.cpu)*1000, (s1.cpu-s0.cpu)*1e6/float64(c.users),
+		cmdUsec("hscan"), cmdUsec("evalsha"), cmdUsec("hmget")+cmdUsec("hlen"), sweepMax)
 
 	// Reap: every queued user is idle after a minute; reap reapUsers of them in batches, one
 	// at a time, reading the server's EVALSHA time around each batch.
