@@ -206,7 +206,18 @@ func run(ctx context.Context, addr string, c config) error {
 	})); err != nil {
 		return err
 	}
-	// One poll at a time, as an SCF event instance sends them: the same pipeline, unbatched.
+	// One poll at a time, as an SCF event instance sends them: the same pipeline, unbatched,
+	// against the script and a PING sent the same way.
+	if err := add(measure(ctx, admin, rt, "ceiling: PING, 1 at a time", 1, c.ops/10, func(int) error { return client.Ping(ctx).Err() })); err != nil {
+		return err
+	}
+	if err := add(measure(ctx, admin, rt, "poll (random queued user, script: trusted, 1 at a time)", 1, c.ops/10, func(int) error {
+		clk.Advance(time.Millisecond)
+		_, err := q.Poll(ctx, userID(rand.IntN(c.users)), queue.Client{}, queue.Trusted)
+		return err
+	})); err != nil {
+		return err
+	}
 	if err := add(measure(ctx, admin, rt, "poll (random queued user, ticket, 1 at a time)", 1, c.ops/10, func(int) error {
 		clk.Advance(time.Millisecond)
 		i := rand.IntN(c.users)
