@@ -3,10 +3,13 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Field limits of the contract.
@@ -36,31 +39,33 @@ func parseFields(b []byte, allowEmpty bool) (fields, *apiError) {
 		return nil, &apiError{status: http.StatusBadRequest, code: CodeInvalidBody, msg: "body: want UTF-8 JSON"}
 	}
 	notObject := &apiError{status: http.StatusBadRequest, code: CodeInvalidBody, msg: "body: want one JSON object"}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	// jsontext reads tokens without encoding/json's per-call allocations (a poll's body is
+	// parsed on every request) and refuses a repeated name itself.
+	dec := jsontext.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return nil, notObject
 	}
-	f := fields{}
-	for dec.More() {
-		tok, err := dec.Token()
+	f := make(fields, 4)
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			if serr := (*jsontext.SyntacticError)(nil); errors.As(err, &serr) && serr.Err == jsontext.ErrDuplicateName {
+				return nil, &apiError{status: http.StatusBadRequest, code: CodeInvalidBody,
+					msg: fmt.Sprintf("body: key %q appears more than once; send each field once", truncate(serr.JSONPointer.LastToken(), 64))}
+			}
+			return nil, notObject
+		}
+		key := tok.String() // before the next read voids tok
+		raw, err := dec.ReadValue()
 		if err != nil {
 			return nil, notObject
 		}
-		key, _ := tok.(string) // inside an object the decoder only yields string keys
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, notObject
-		}
-		if _, dup := f[key]; dup {
-			return nil, &apiError{status: http.StatusBadRequest, code: CodeInvalidBody,
-				msg: fmt.Sprintf("body: key %q appears more than once; send each field once", truncate(key, 64))}
-		}
-		f[key] = raw
+		f[key] = json.RawMessage(raw.Clone())
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '}' {
 		return nil, notObject
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.ReadToken(); err != io.EOF {
 		return nil, &apiError{status: http.StatusBadRequest, code: CodeInvalidBody, msg: "body: want one JSON object and nothing after it"}
 	}
 	return f, nil
@@ -82,6 +87,11 @@ func (f fields) str(name string) (string, error) {
 	raw, ok := f[name]
 	if !ok || string(raw) == "null" {
 		return "", nil
+	}
+	// A string without escapes is its bytes between the quotes (parseFields checked it is
+	// valid JSON and UTF-8): the common case, without json.Unmarshal's allocations.
+	if n := len(raw); n >= 2 && raw[0] == '"' && bytes.IndexByte(raw[1:n-1], '\\') < 0 {
+		return string(raw[1 : n-1]), nil
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
