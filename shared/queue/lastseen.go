@@ -45,17 +45,24 @@ import (
 // pipeline finds not queued (a holder, a departed user, a lane queue) takes the script, which
 // also removes the last-seen the pipeline wrote.
 
-// sweepEvery is how often a sweep of last-seen starts: a quarter of QueueIdleTimeout, within
-// [1 s, 15 s], so the extra lag is small next to the timeout and a 1,000,000-user hash is
-// swept at most every 15 s (about 0.5 s of Redis CPU each, BENCHMARKS.md).
+// sweepEvery is how often a sweep of last-seen starts: a third of QueueIdleTimeout, within
+// [1 s, 30 s], so the extra lag is small next to the timeout and a 1,000,000-user hash is
+// swept at most every 30 s (about 1.2 s of Redis CPU each at 1M, BENCHMARKS.md: ~4% of a core).
 func (q *Queue) sweepEvery() time.Duration {
-	return min(max(q.opts.QueueIdleTimeout/4, time.Second), 15*time.Second)
+	return min(max(q.opts.QueueIdleTimeout/3, time.Second), 30*time.Second)
 }
 
-// sweepCount is the HSCAN COUNT of one sweep step: Redis spends ~0.2 µs an entry on it. It
-// is at least twice the batch, so a step can find a whole batch of idle users among entries
-// mostly recent.
-func sweepCount(batch int) int { return max(1000, 2*batch) }
+// sweepCount is the HSCAN COUNT of one sweep step: Redis spends 1–2 µs an entry on a
+// 1,000,000-entry hash, so a step of 500 stays well under a millisecond. After a step that
+// found a whole batch of idle users (a crowd leaving, its chunk is scanned again), a step
+// reads twice the batch instead, so each batch pays for about its own entries. Never less
+// than twice the batch, so a step can find a whole batch among entries mostly recent.
+func (q *Queue) sweepCount(batch int) int {
+	if q.sweepBusy.Load() {
+		return max(2*batch, 20)
+	}
+	return max(500, 2*batch)
+}
 
 // sweep is what one reap call does of the sweep: the reap script's ARGV for its state and
 // the users it may drop.
@@ -97,7 +104,7 @@ func (q *Queue) sweepStep(ctx context.Context, now, cutoff int64, batch int) (sw
 		c = 0 // a cursor that is not ours: start the sweep over
 	}
 	var scan *redis.ScanCmd
-	if err := q.batch.do(ctx, func(p redis.Pipeliner) { scan = p.HScan(ctx, q.keys[kLs], c, "", int64(sweepCount(batch))) }); err != nil {
+	if err := q.batch.do(ctx, func(p redis.Pipeliner) { scan = p.HScan(ctx, q.keys[kLs], c, "", int64(q.sweepCount(batch))) }); err != nil {
 		return sweep{}, err
 	}
 	kv, next, err := scan.Result()
@@ -118,6 +125,7 @@ func (q *Queue) sweepStep(ctx context.Context, now, cutoff int64, batch int) (sw
 	for _, e := range due[:min(batch, len(due))] {
 		st.candidates = append(st.candidates, e.user)
 	}
+	q.sweepBusy.Store(len(due) >= batch)
 	switch {
 	case len(due) >= batch:
 		st.cursor = strconv.FormatUint(c, 10) // a whole batch: this chunk again

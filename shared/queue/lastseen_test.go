@@ -36,8 +36,8 @@ func TestIdleSweepOfALargeQueue(t *testing.T) {
 		ctx := context.Background()
 		every := q.sweepEvery()
 		idleT := q.opts.QueueIdleTimeout
-		if every != 15*time.Second {
-			t.Fatalf("sweepEvery = %v for a 60 s idle timeout, want 15s", every)
+		if every != 20*time.Second {
+			t.Fatalf("sweepEvery = %v for a 60 s idle timeout, want 20s", every)
 		}
 		jids := make([]Proof, n)
 		for i := range n {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -50,6 +51,8 @@ type Queue struct {
 	// sweepWhole: while last-seen has at most this many users, every reap sweeps it whole
 	// (lastseen.go); the model test sets 0 to follow the paced sweep of a large queue
 	sweepWhole int
+	// sweepBusy: the last sweep step through this handle found a whole batch idle (sweepCount)
+	sweepBusy atomic.Bool
 }
 
 // New checks opts and returns the queue. It does not talk to Redis. Every duration must be
