@@ -2,7 +2,10 @@
 // function instance can serve any request at any moment.
 //
 // Every state change is one Lua script whose keys all share the queue's hash tag (keys.go), so
-// it is atomic and a Redis Cluster runs it on the queue's one slot. Time comes from an
+// it is atomic and a Redis Cluster runs it on the queue's one slot. Two exceptions need no
+// atomicity beyond one command's: the common poll (a queued user's last-seen write, rank and
+// length, a pipeline of plain commands, lastseen.go) and the reaper's scan of last-seen. Every
+// call's commands are sent with the other calls in flight, one pipeline for all (pipeline.go). Time comes from an
 // injectable clock and is passed to the scripts, never read inside Redis, so tests (and every
 // function instance) agree on deadlines. The scripts are assembled from shared helpers
 // (lua.go); testdata/<script>.lua holds each one exactly as Redis runs it, and
