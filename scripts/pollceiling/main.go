@@ -5,11 +5,12 @@
 // per answer, saturation and memory per idle keep-alive connection:
 //
 //   - nethttp: net/http, a goroutine and its buffers per connection;
+//
 //   - nbio: github.com/lesismal/nbio's nbhttp, an epoll event loop, a handler goroutine pool and
 //     no goroutine or buffer held by an idle connection.
 //
-//	go run ./scripts/pollceiling -addr 127.0.0.1:18095 -stack nbio &
-//	go run ./scripts/pollload -url http://127.0.0.1:18095 -hold=false -users 10000 -pids $!
+//     go run ./scripts/pollceiling -addr 127.0.0.1:18095 -stack nbio &
+//     go run ./scripts/pollload -url http://127.0.0.1:18095 -hold=false -users 10000 -pids $!
 package main
 
 import (
