@@ -96,18 +96,3 @@ func writeResponse(w http.ResponseWriter, resp events.APIGatewayResponse) {
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, resp.Body)
 }
-
-// NewServer returns the server mode's http.Server for h: timeouts so that slow or idle clients
-// cannot pile up, and small per-connection buffers (an idle keep-alive connection is what a
-// waiting line holds most of).
-func NewServer(addr string, h http.Handler) *http.Server {
-	return &http.Server{
-		Addr:              addr,
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      DefaultRequestTimeout + 5*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-	}
-}
