@@ -133,6 +133,7 @@ func run() error {
 		}
 	}
 	var stop atomic.Bool
+	stopped := make(chan struct{}) // closed with stop set: wakes the open loop's users
 	var wg sync.WaitGroup
 	// pollOnce polls u on c and records the outcome; lat collects the worker's latencies.
 	pollOnce := func(c *conn, u *user, lat *[]time.Duration) {
@@ -183,8 +184,13 @@ func run() error {
 				defer wg.Done()
 				var lat []time.Duration
 				next := time.Now().Add(time.Duration(rand.Int64N(int64(*interval))))
+				t := time.NewTimer(time.Until(next))
+				defer t.Stop()
 				for {
-					time.Sleep(time.Until(next))
+					select {
+					case <-t.C:
+					case <-stopped:
+					}
 					if stop.Load() {
 						break
 					}
@@ -199,6 +205,7 @@ func run() error {
 						pool <- c
 					}
 					next = next.Add(*interval)
+					t.Reset(time.Until(next))
 				}
 				st.addLat(lat)
 				if u.conn != nil {
@@ -246,6 +253,7 @@ loop:
 	}
 	self1, _ := cpuOf([]int{os.Getpid()})
 	stop.Store(true)
+	close(stopped)
 	wg.Wait()
 
 	n := st.n.Load()
