@@ -79,7 +79,7 @@ func (s *Server) Start() error {
 	s.e.OnOpen(func(net.Conn) { s.opened.Add(1) })
 	s.e.Engine.OnData(func(c *nbio.Conn, data []byte) {
 		s.opened.Load()
-		c.DataHandler()(c, data)
+		parse(c, data)
 	})
 	if err := s.e.Start(); err != nil {
 		_ = ln.Close()
@@ -129,6 +129,33 @@ wait:
 	defer cancel()
 	s.e.Shutdown(sctx) //nolint:errcheck // the connections are closed either way
 	return err
+}
+
+// badRequest is the answer to bytes that are not an HTTP/1.x request (a request line that does
+// not parse, such as a path with a bare %), as net/http gives it: nbio would only close the
+// connection.
+const badRequest = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Content-Length: 15\r\nConnection: close\r\n\r\n400 Bad Request"
+
+// parse feeds a connection's bytes to its nbio parser (what nbhttp's own data handler does),
+// and when they are not HTTP answers 400 and closes, after the answers to the requests before
+// them (c.Execute runs a connection's jobs in order).
+func parse(c *nbio.Conn, data []byte) {
+	defer func() {
+		if recover() != nil {
+			_ = c.Close()
+		}
+	}()
+	p, ok := c.Session().(nbhttp.ParserCloser)
+	if !ok || p == nil {
+		_ = c.Close()
+		return
+	}
+	if err := p.Parse(data); err != nil {
+		if !c.Execute(func() { _, _ = c.Write([]byte(badRequest)); _ = c.Close() }) {
+			_ = c.Close()
+		}
+	}
 }
 
 // maxWorkers bounds the long-lived handler goroutines; past it, a request runs on a goroutine

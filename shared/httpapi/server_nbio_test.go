@@ -46,6 +46,12 @@ func TestServerEveryAnswerInEnvelope(t *testing.T) {
 		{"OPTIONS", "//poll", body, 200, CodeOK},
 		{"POST", "/poll", `{"UserId":"` + strings.Repeat("x", MaxBody) + `"}`, 413, CodeTooLarge},
 	}
+	// A request line that does not parse gets net/http's plain-text 400, not a silent close.
+	resp := rawRequest(t, s.Addr, "POST", "/%", body)
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 400 || string(b) != "400 Bad Request" {
+		t.Fatalf("POST /%%: %d %q", resp.StatusCode, b)
+	}
+	resp.Body.Close()
 	for _, c := range cases {
 		resp := rawRequest(t, s.Addr, c.method, c.target, c.body)
 		var env Envelope
@@ -136,5 +142,39 @@ func TestServerKeepAliveAndShutdown(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err == nil {
 		t.Fatal("the connection is still open after Shutdown")
+	}
+}
+
+// TestServerBadBytesAfterARequest: bytes that are not HTTP after a good request on the same
+// connection get the 400 after the good request's answer, then the connection closes.
+func TestServerBadBytesAfterARequest(t *testing.T) {
+	s := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond) // the 400 must still come second
+		w.Header()["Content-Length"] = []string{"2"}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	c, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	for _, want := range []int{200, 400} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("want %d: %v", want, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("got %d, want %d", resp.StatusCode, want)
+		}
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the connection is still open after the 400")
 	}
 }
