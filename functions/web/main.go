@@ -11,9 +11,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -60,27 +58,21 @@ func run(ctx context.Context, getenv func(string) string) error {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("component", "web")
 
 	srv := httpapi.NewServer("0.0.0.0:"+port, a.API)
-	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe() }()
+	if err := srv.Start(); err != nil {
+		return err
+	}
 	reaped := make(chan struct{})
 	reapCtx, stopReaper := context.WithCancel(context.WithoutCancel(ctx))
 	go func() { defer close(reaped); reapEvery(reapCtx, a, tick, log) }()
 	log.Info("serving", "addr", srv.Addr, "reaper_tick", tick.String())
 
-	select {
-	case err = <-served:
-	case <-ctx.Done():
-		log.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), httpapi.DefaultRequestTimeout)
-		err = srv.Shutdown(sctx)
-		cancel()
-		<-served
-	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), httpapi.DefaultRequestTimeout)
+	err = srv.Shutdown(sctx)
+	cancel()
 	stopReaper()
 	<-reaped
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
 	return err
 }
 
