@@ -208,12 +208,24 @@ type drainListener struct {
 	net.Listener
 	once, stop sync.Once
 	closed     chan struct{}
+	backoff    time.Duration // only nbio's one accepting goroutine reads and writes it
 }
 
 func (l *drainListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err != nil && errors.Is(err, net.ErrClosed) {
+	switch {
+	case err == nil:
+		l.backoff = 0
+	case errors.Is(err, net.ErrClosed):
 		<-l.closed
+	default:
+		// nbio retries at once: out of file descriptors (EMFILE), that would spin a core.
+		// Back off as net/http does, 5 ms doubling up to 1 s.
+		l.backoff = min(max(2*l.backoff, 5*time.Millisecond), time.Second)
+		select {
+		case <-time.After(l.backoff):
+		case <-l.closed:
+		}
 	}
 	return c, err
 }
