@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"pgregory.net/rapid"
 
 	"github.com/carqueue/carqueue/shared/testkit"
 )
@@ -240,6 +241,16 @@ func TestBatchedPollsEachGetTheirOwnAnswer(t *testing.T) {
 		close(errs)
 		for err := range errs {
 			t.Error(err)
+		}
+	})
+}
+
+// validUserID accepts exactly what userIDPattern, the documented rule, accepts.
+func TestValidUserIDIsThePattern(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		s := rapid.StringOfN(rapid.SampledFrom([]rune("aZ09_.@:-/ é\x00|")), 0, 70, -1).Draw(t, "s")
+		if got, want := validUserID(s), userIDPattern.MatchString(s); got != want {
+			t.Fatalf("%q: %v, pattern says %v", s, got, want)
 		}
 	})
 }

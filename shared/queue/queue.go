@@ -26,7 +26,7 @@ const (
 )
 
 var (
-	userIDPattern  = regexp.MustCompile(`^[A-Za-z0-9_.@:-]{1,64}$`)
+	userIDPattern  = regexp.MustCompile(`^[A-Za-z0-9_.@:-]{1,64}$`) // validUserID, the one used
 	queueIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 )
 
@@ -126,10 +126,26 @@ func (q *Queue) Options() Options { return q.opts }
 func (q *Queue) KeyPrefix() string { return keyPrefix(q.opts.QueueID) }
 
 func checkUser(userID string) error {
-	if !userIDPattern.MatchString(userID) {
+	if !validUserID(userID) {
 		return fmt.Errorf("UserId %q must be 1-64 chars of [A-Za-z0-9_.@:-]: %w", userID, ErrInvalid)
 	}
 	return nil
+}
+
+// validUserID is userIDPattern without the regexp engine: it runs on every call, and the
+// regexp was a measurable share of a poll's CPU in the server mode.
+func validUserID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '@', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // nowMS is the injected clock in Unix milliseconds, the unit of every score and deadline.
