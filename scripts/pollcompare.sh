@@ -10,7 +10,7 @@
 #
 #   scripts/pollcompare.sh                      # before = BEFORE (default c10e475)
 #   BEFORE=<commit> USERS=10000 DURATION=30s CLOSED=200 IDLE=5000 scripts/pollcompare.sh
-#   ONLY="after ceiling" scripts/pollcompare.sh # some of the setups
+#   ONLY="after ceiling" PHASES=closed scripts/pollcompare.sh # some setups and phases
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,7 @@ CLOSED_USERS=${CLOSED_USERS:-1000}
 CLOSED_DURATION=${CLOSED_DURATION:-10s}
 IDLE=${IDLE:-5000}          # idle keep-alive connections
 ONLY=${ONLY:-"before after ceiling"}
+PHASES=${PHASES:-"open closed idle"}
 RPORT=${RPORT:-16399}
 BASE=${BASE_PORT:-18300}
 
@@ -95,7 +96,7 @@ stop_server() {
 for setup in $ONLY; do
   hold=true server_pids=""
   [[ $setup == ceiling ]] && hold=false
-  for phase in open closed idle; do
+  for phase in $PHASES; do
     start_server "$setup" "$setup-$phase-$$"
     server_pids=$spid
     [[ $setup != ceiling ]] && server_pids="$spid,$rpid"
