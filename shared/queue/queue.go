@@ -52,7 +52,7 @@ type Queue struct {
 	// (lastseen.go); the model test sets 0 to follow the paced sweep of a large queue
 	sweepWhole int
 	// sweepBusy: the last sweep step through this handle found a whole batch idle (sweepCount)
-	sweepBusy atomic.Bool
+	sweepBusy *atomic.Bool // a pointer: tests copy a Queue
 }
 
 // New checks opts and returns the queue. It does not talk to Redis. Every duration must be
@@ -105,7 +105,7 @@ func New(rdb Scripter, opts Options) (*Queue, error) {
 		opts.Now = time.Now
 	}
 	q := &Queue{rdb: rdb, opts: opts, keys: queueKeys(opts.QueueID), lanes: laneOrder(opts.Lanes)}
-	q.sweepWhole = 512
+	q.sweepWhole, q.sweepBusy = 512, new(atomic.Bool)
 	p, ok := rdb.(Pipeliner)
 	if !ok {
 		return nil, fmt.Errorf("new queue: the redis client (%T) must pipeline as well as run scripts: %w", rdb, ErrInvalid)
