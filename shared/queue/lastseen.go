@@ -30,8 +30,9 @@ import (
 //   - So the idle semantics are those of the sorted set, with a bounded lag: a user who polls
 //     within QueueIdleTimeout is never dropped (the cutoff is exact, to the millisecond, and
 //     checked again by the script); one who stops at t is dropped by t + QueueIdleTimeout +
-//     sweepEvery + the time a sweep takes (N / sweepCount reap calls, which a reaper run
-//     follows to the end) + the reaper's own tick. With few users every reap sweeps the hash
+//     sweepEvery + the time a sweep takes (N / sweepCount reap calls; a reaper run follows
+//     More for at most REAPER_MAX_BATCHES of them, so a 1M-user sweep spans about 10 runs)
+//     + the reaper's own tick. With few users every reap sweeps the hash
 //     whole, exactly as the sorted set behaved.
 //
 // The poll of a queued user in a queue without lanes, with a ticket and no new client, needs
