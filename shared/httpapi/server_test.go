@@ -45,22 +45,34 @@ func TestServeHTTPEveryAnswerInEnvelope(t *testing.T) {
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	body := `{"UserId":"alice","ClientSession":"cs"}`
-	cases := []struct {
-		method, target string
-		status         int
-		code           Code
-	}{
-		{"POST", "//start", 200, CodeOK},
-		{"POST", "/a/../start", 200, CodeOK},
-		{"POST", "/start", 200, CodeOK},
-		{"POST", "/nope", 404, CodeUnknownPath},
-		{"POST", "//", 404, CodeUnknownPath},
-		{"GET", "/a/../../etc/passwd", 404, CodeUnknownPath},
-		{"GET", "/start", 405, CodeMethod},
-		{"OPTIONS", "//poll", 200, CodeOK},
+	wantEnvelopeAnswers(t, addr, envelopeCases(body))
+}
+
+// envelopeCase is one request whose answer must be in the JSON envelope with CORS.
+type envelopeCase struct {
+	method, target, body string
+	status               int
+	code                 Code
+}
+
+// envelopeCases are the unclean and unknown paths both HTTP servers must answer alike.
+func envelopeCases(body string) []envelopeCase {
+	return []envelopeCase{
+		{"POST", "//start", body, 200, CodeOK},
+		{"POST", "/a/../start", body, 200, CodeOK},
+		{"POST", "/start", body, 200, CodeOK},
+		{"POST", "/nope", body, 404, CodeUnknownPath},
+		{"POST", "//", body, 404, CodeUnknownPath},
+		{"GET", "/a/../../etc/passwd", body, 404, CodeUnknownPath},
+		{"GET", "/start", body, 405, CodeMethod},
+		{"OPTIONS", "//poll", body, 200, CodeOK},
 	}
+}
+
+func wantEnvelopeAnswers(t *testing.T, addr string, cases []envelopeCase) {
+	t.Helper()
 	for _, c := range cases {
-		resp := rawRequest(t, addr, c.method, c.target, body)
+		resp := rawRequest(t, addr, c.method, c.target, c.body)
 		var env Envelope
 		err := json.NewDecoder(resp.Body).Decode(&env)
 		resp.Body.Close()
