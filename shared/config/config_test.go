@@ -46,7 +46,7 @@ func TestDefaults(t *testing.T) {
 	if c.CARLockTTL != 30*time.Second || c.CARBudget != 25*time.Second || c.ClaimLease != 30*time.Second {
 		t.Fatalf("CAR lock %s, budget %s, claim lease %s", c.CARLockTTL, c.CARBudget, c.ClaimLease)
 	}
-	if c.ReaperBatch != 50 || c.ReaperMaxBatches != 200 || c.ReaperLease != 6*time.Second || c.ReaperParallel != 8 ||
+	if c.ReaperBatch != 25 || c.ReaperMaxBatches != 400 || c.ReaperLease != 6*time.Second || c.ReaperParallel != 8 ||
 		c.ReaperRunTime != 45*time.Second || c.ReaperPause != 100*time.Millisecond {
 		t.Fatalf("reaper settings: %+v", c)
 	}

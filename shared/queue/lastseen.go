@@ -31,7 +31,7 @@ import (
 //     within QueueIdleTimeout is never dropped (the cutoff is exact, to the millisecond, and
 //     checked again by the script); one who stops at t is dropped by t + QueueIdleTimeout +
 //     sweepEvery + the time a sweep takes (N / sweepCount reap calls; a reaper run follows
-//     More for at most REAPER_MAX_BATCHES of them, so a 1M-user sweep spans about 10 runs)
+//     More for at most REAPER_MAX_BATCHES of them, so a 1M-user sweep spans about 5 runs)
 //     + the reaper's own tick. With few users every reap sweeps the hash
 //     whole, exactly as the sorted set behaved.
 //
