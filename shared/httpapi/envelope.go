@@ -55,16 +55,8 @@ const (
 	StatusStopped   = "Stopped"
 )
 
-// response builds the SCF answer: the envelope as JSON plus CORS and cache headers.
-func (a *API) response(status int, env Envelope, retryAfter int, extra map[string]string) events.APIGatewayResponse {
-	if env.Data == nil {
-		env.Data = struct{}{}
-	}
-	body, err := json.Marshal(env)
-	if err != nil { // only possible with a Data type that cannot be encoded: a bug
-		status = http.StatusInternalServerError
-		body = []byte(`{"Code":5000,"Msg":"internal error","RequestId":` + strconv.Quote(env.RequestId) + `,"Data":{}}`)
-	}
+// answerHeaders are the CORS and cache headers every answer carries.
+func (a *API) answerHeaders() map[string]string {
 	h := map[string]string{
 		"Content-Type":                  "application/json",
 		"Cache-Control":                 "no-store",
@@ -75,11 +67,42 @@ func (a *API) response(status int, env Envelope, retryAfter int, extra map[strin
 	if a.corsOrigin != "*" {
 		h["Vary"] = "Origin"
 	}
+	return h
+}
+
+// reply is an answer before it leaves: the event functions return it as SCF's response
+// (event), the server mode writes its body as it is, without copying it into a string first.
+type reply struct {
+	status  int
+	headers map[string]string // shared with other answers: read only
+	body    []byte
+}
+
+// event is the reply as an SCF API gateway response.
+func (r reply) event() events.APIGatewayResponse {
+	return events.APIGatewayResponse{StatusCode: r.status, Headers: r.headers, Body: string(r.body)}
+}
+
+// response builds the answer: the envelope as JSON plus CORS and cache headers.
+func (a *API) response(status int, env Envelope, retryAfter int, extra map[string]string) reply {
+	if env.Data == nil {
+		env.Data = struct{}{}
+	}
+	body, err := json.Marshal(env)
+	if err != nil { // only possible with a Data type that cannot be encoded: a bug
+		status = http.StatusInternalServerError
+		body = []byte(`{"Code":5000,"Msg":"internal error","RequestId":` + strconv.Quote(env.RequestId) + `,"Data":{}}`)
+	}
+	if retryAfter <= 0 && len(extra) == 0 {
+		a.plain.once.Do(func() { a.plain.h = a.answerHeaders() })
+		return reply{status: status, headers: a.plain.h, body: body}
+	}
+	h := a.answerHeaders()
 	if retryAfter > 0 {
 		h["Retry-After"] = strconv.Itoa(retryAfter)
 	}
 	for k, v := range extra {
 		h[k] = v
 	}
-	return events.APIGatewayResponse{StatusCode: status, Headers: h, Body: string(body)}
+	return reply{status: status, headers: h, body: body}
 }

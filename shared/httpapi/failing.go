@@ -24,10 +24,10 @@ func Failing(code Code, msg string, logger *slog.Logger) HandlerFunc {
 		if ev.Method == http.MethodOptions {
 			a.logRequest(ctx, rq, rid, http.StatusOK, CodeOK, time.Since(start), nil)
 			return a.response(http.StatusOK, Envelope{Code: CodeOK, Msg: "OK", RequestId: rid},
-				0, a.preflight("GET, POST, OPTIONS")), nil
+				0, a.preflight("GET, POST, OPTIONS")).event(), nil
 		}
 		ae := Unavailable(code, msg)
 		a.logRequest(ctx, rq, rid, ae.status, code, time.Since(start), nil)
-		return a.response(ae.status, Envelope{Code: code, Msg: msg, RequestId: rid}, ae.retryAfter, nil), nil
+		return a.response(ae.status, Envelope{Code: code, Msg: msg, RequestId: rid}, ae.retryAfter, nil).event(), nil
 	}
 }

@@ -40,6 +40,11 @@ type routeSpec struct {
 	methods []string // besides OPTIONS
 }
 
+// allow is the route's Allow header: its methods and OPTIONS.
+func (s routeSpec) allow() string {
+	return strings.Join(append(append([]string{}, s.methods...), http.MethodOptions), ", ")
+}
+
 func (a *API) buildRoutes() map[string]routeSpec {
 	post := []string{http.MethodPost}
 	routes := map[string]routeSpec{
@@ -59,9 +64,15 @@ func (a *API) buildRoutes() map[string]routeSpec {
 // serve runs one request through the contract: route and method, CORS preflight, body size,
 // JSON, RequestId, the route, the envelope, one log line. It never panics and never returns a
 // Go error: everything the client should see is in the response.
-func (a *API) serve(ctx context.Context, fixedRoute string, ev events.APIGatewayRequest) (resp events.APIGatewayResponse) {
+//
+// lowered says ev.Headers already has lower-case names only (ServeHTTP builds it so), so the
+// map is used as it is rather than copied.
+func (a *API) serve(ctx context.Context, fixedRoute string, ev events.APIGatewayRequest, lowered bool) (resp reply) {
 	start := a.d.Now()
-	rq := &request{header: headers(ev), query: firstValues(ev.QueryString)}
+	rq := &request{header: ev.Headers, query: firstValues(ev.QueryString)}
+	if !lowered {
+		rq.header = headers(ev)
+	}
 	rid := ""
 	var status int
 	var code Code
@@ -77,7 +88,7 @@ func (a *API) serve(ctx context.Context, fixedRoute string, ev events.APIGateway
 		a.logRequest(ctx, rq, rid, status, code, a.d.Now().Sub(start), cause)
 	}()
 
-	answer := func(data any, err error, extra map[string]string) events.APIGatewayResponse {
+	answer := func(data any, err error, extra map[string]string) reply {
 		if rid == "" {
 			rid = newRequestID(ctx)
 		}
@@ -119,14 +130,13 @@ func (a *API) serve(ctx context.Context, fixedRoute string, ev events.APIGateway
 		return answer(nil, &apiError{status: http.StatusNotFound, code: CodeUnknownPath,
 			msg: "path: unknown; routes are /start /poll /heartbeat /reconnect /stop /stats and /admin/*"}, nil)
 	}
-	allow := strings.Join(append(append([]string{}, spec.methods...), http.MethodOptions), ", ")
 	if method == http.MethodOptions {
-		return answer(struct{}{}, nil, a.preflight(allow))
+		return answer(struct{}{}, nil, a.preflight(spec.allow()))
 	}
 	if !contains(spec.methods, method) {
 		return answer(nil, &apiError{status: http.StatusMethodNotAllowed, code: CodeMethod,
 			msg: fmt.Sprintf("method: %s not allowed on /%s; use %s", method, rq.route, strings.Join(spec.methods, " or "))},
-			map[string]string{"Allow": allow})
+			map[string]string{"Allow": spec.allow()})
 	}
 
 	b, aerr := body(ev.Body)

@@ -50,7 +50,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.QueryString = events.APIGatewayQueryString(r.URL.Query()) // /stats?QueueId=
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), DefaultRequestTimeout)
-	resp := a.serve(ctx, "", ev)
+	resp := a.serve(ctx, "", ev, true)
 	cancel()
 	writeResponse(w, resp)
 }
@@ -86,18 +86,18 @@ func joinHeader(v []string) string {
 // The envelope's header names are already canonical, so they are set without re-canonicalising,
 // and the values every answer repeats are shared read-only slices rather than one allocation
 // per header per answer.
-func writeResponse(w http.ResponseWriter, resp events.APIGatewayResponse) {
+func writeResponse(w http.ResponseWriter, resp reply) {
 	hd := w.Header()
-	for k, v := range resp.Headers {
+	for k, v := range resp.headers {
 		hd[k] = headerValue(v)
 	}
-	hd["Content-Length"] = contentLength(len(resp.Body))
-	status := resp.StatusCode
+	hd["Content-Length"] = contentLength(len(resp.body))
+	status := resp.status
 	if status == 0 {
 		status = http.StatusOK
 	}
 	w.WriteHeader(status)
-	_, _ = io.WriteString(w, resp.Body)
+	_, _ = w.Write(resp.body)
 }
 
 // commonValues are the header values of (nearly) every answer (envelope.go's response).

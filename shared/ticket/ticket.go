@@ -16,8 +16,10 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // prefix versions the format. v1 tickets (an HMAC of queue and UserId alone, valid for every
@@ -39,7 +41,25 @@ var encodedLen = strict.EncodedLen(bodyLen)
 
 // Signer issues tickets with the current secret and accepts the current or previous one.
 type Signer struct {
-	current, previous []byte
+	current, previous *keyed
+}
+
+// keyed is one secret with its HMACs recycled: hmac.New derives the padded key and two
+// SHA-256 states every time, which was most of verifying a ticket on every poll; a used HMAC
+// only needs Reset.
+type keyed struct {
+	pool sync.Pool // of *macState under this secret
+}
+
+// macState is an HMAC-SHA256 under one secret and the buffer its message is assembled in.
+type macState struct {
+	h   hash.Hash
+	msg []byte
+}
+
+func newKeyed(secret string) *keyed {
+	k := []byte(secret)
+	return &keyed{pool: sync.Pool{New: func() any { return &macState{h: hmac.New(sha256.New, k)} }}}
 }
 
 // New returns a Signer. previous is the secret being rotated out ("" for none).
@@ -47,9 +67,9 @@ func New(current, previous string) (*Signer, error) {
 	if current == "" {
 		return nil, errors.New("ticket: empty secret")
 	}
-	s := &Signer{current: []byte(current)}
+	s := &Signer{current: newKeyed(current)}
 	if previous != "" {
-		s.previous = []byte(previous)
+		s.previous = newKeyed(previous)
 	}
 	return s, nil
 }
@@ -66,7 +86,8 @@ func (s *Signer) Issue(queueID, userID, joinID string) (string, error) {
 	if _, err := rand.Read(body[joinLen:]); err != nil {
 		return "", err
 	}
-	body = append(body, mac(s.current, queueID, userID, body)...)
+	var sum [sha256.Size]byte
+	body = append(body, s.current.mac(&sum, queueID, userID, body)...)
 	return prefix + strict.EncodeToString(body), nil
 }
 
@@ -83,8 +104,9 @@ func (s *Signer) Verify(queueID, userID, ticket string) (joinID string, ok bool)
 		return "", false
 	}
 	payload, got := body[:joinLen+randLen], body[joinLen+randLen:]
-	okCurrent := hmac.Equal(got, mac(s.current, queueID, userID, payload))
-	okPrevious := s.previous != nil && hmac.Equal(got, mac(s.previous, queueID, userID, payload))
+	var sum [sha256.Size]byte
+	okCurrent := hmac.Equal(got, s.current.mac(&sum, queueID, userID, payload))
+	okPrevious := s.previous != nil && hmac.Equal(got, s.previous.mac(&sum, queueID, userID, payload))
 	if !okCurrent && !okPrevious {
 		return "", false
 	}
@@ -92,15 +114,20 @@ func (s *Signer) Verify(queueID, userID, ticket string) (joinID string, ok bool)
 }
 
 // mac binds both ids with a length prefix each, so ("ab","c") and ("a","bc") differ, and the
-// payload (join id and random).
-func mac(secret []byte, queueID, userID string, payload []byte) []byte {
-	h := hmac.New(sha256.New, secret)
-	h.Write([]byte("carqueue-ticket-v2"))
+// payload (join id and random). The sum is written into sum and the message assembled in a
+// recycled buffer: nothing here allocates once the pool is warm.
+func (k *keyed) mac(sum *[sha256.Size]byte, queueID, userID string, payload []byte) []byte {
+	m := k.pool.Get().(*macState)
+	defer k.pool.Put(m)
+	m.h.Reset()
+	msg := append(m.msg[:0], "carqueue-ticket-v2"...)
 	for _, s := range []string{queueID, userID} {
 		n := len(s)
-		h.Write([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
-		h.Write([]byte(s))
+		msg = append(msg, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		msg = append(msg, s...)
 	}
-	h.Write(payload)
-	return h.Sum(nil)
+	msg = append(msg, payload...)
+	m.msg = msg
+	m.h.Write(msg)
+	return m.h.Sum(sum[:0])
 }
