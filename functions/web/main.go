@@ -4,9 +4,10 @@
 // containers or VMs. SIGTERM or SIGINT stops it gracefully: no new requests, those in flight
 // finish, the reaper's current run ends.
 //
-// It reads the functions' variables (README's configuration table) and three of its own there:
-// PORT, REAPER_TICK (the in-process reaper's period) and REDIS_POOL_SIZE (one process serves
-// many requests at once, unlike an SCF instance).
+// It reads the functions' variables (README's configuration table) and four of its own there:
+// PORT, REAPER_TICK (the in-process reaper's period), REDIS_POOL_SIZE (one process serves
+// many requests at once, unlike an SCF instance) and GOGC (the Go runtime's, with a default of
+// the server's own).
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -39,6 +41,8 @@ func run(ctx context.Context, getenv func(string) string) error {
 		return err
 	}
 	port, tick := strconv.Itoa(cfg.Port), cfg.ReaperTick
+	// The runtime read GOGC already; this gives the server its own default when it is unset.
+	debug.SetGCPercent(cfg.GCPercent)
 	// The same topologies as the functions (one node, a cluster, Sentinel), with the pool a
 	// process serving many requests needs.
 	rdb, err := queue.Connect(queue.ConnOptions{

@@ -85,6 +85,7 @@ type Config struct {
 	// Server mode (functions/web) only.
 	Port          int
 	ReaperTick    time.Duration
+	GCPercent     int // GOGC as debug.SetGCPercent takes it: -1 for off
 	RedisPoolSize int
 
 	StopReleaseWait                  time.Duration
@@ -202,6 +203,7 @@ func (r *reader) read(c *Config) {
 	c.Port = r.intRange("PORT", 1, 65535)
 	c.ReaperTick = r.duration("REAPER_TICK", 10*time.Millisecond)
 	c.RedisPoolSize = r.intRange("REDIS_POOL_SIZE", 1, 10_000)
+	c.GCPercent = r.gcPercent("GOGC")
 	c.TicketSecret = r.secret("TICKET_SECRET")
 	c.TicketSecretPrevious = r.secret("TICKET_SECRET_PREVIOUS")
 	c.GrantSecret = r.secret("GRANT_SECRET")

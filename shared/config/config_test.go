@@ -92,7 +92,7 @@ func TestAllVariablesParsed(t *testing.T) {
 		"LOG_LEVEL": "debug", "LANES": "vip=3,default=1", "OPENS_AT": "2026-12-24T20:00:00+08:00",
 		"MAX_SESSION": "1h", "SESSION_WARNING": "10m", "RECORDS_MAX": "5000",
 		"WEBHOOK_URL": "https://hooks.example.com/r", "WEBHOOK_SECRET": "webhook-secret-0123",
-		"PORT": "8081", "REAPER_TICK": "250ms", "REDIS_POOL_SIZE": "16",
+		"PORT": "8081", "REAPER_TICK": "250ms", "REDIS_POOL_SIZE": "16", "GOGC": "off",
 	} {
 		m[k] = v
 	}
@@ -120,7 +120,7 @@ func TestAllVariablesParsed(t *testing.T) {
 		}},
 		Lanes: []Lane{{"vip", 3}, {"default", 1}}, OpensAt: opens, MaxSession: time.Hour, SessionWarning: 10 * time.Minute,
 		RecordsMax: 5000, WebhookURL: "https://hooks.example.com/r", WebhookSecret: "webhook-secret-0123",
-		Port: 8081, ReaperTick: 250 * time.Millisecond, RedisPoolSize: 16,
+		Port: 8081, ReaperTick: 250 * time.Millisecond, RedisPoolSize: 16, GCPercent: -1,
 		StopReleaseWait: 3 * time.Second, ReleaseRetryMin: 2 * time.Second, ReleaseRetryMax: 30 * time.Second,
 		TicketSecret: "0123456789abcdef0123", TicketSecretPrevious: "previous-secret-0123",
 		AdminToken: "tok", CORSOrigin: "https://a.example", LogLevel: -4,
@@ -172,6 +172,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"TICKET_SECRET", "", "required"},
 		{"TICKET_SECRET", "short", "at least 16"},
 		{"LOG_LEVEL", "loud", "debug, info"},
+		{"GOGC", "5", "integer 10–10000 or off"},
+		{"GOGC", "fast", "integer 10–10000 or off"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {

@@ -143,6 +143,23 @@ func (r *reader) intRange(name string, lo, hi int) int {
 	return n
 }
 
+// gcPercent reads Go's GOGC: a percentage, 10–10000, or off (-1).
+func (r *reader) gcPercent(name string) int {
+	s, ok := r.raw(name)
+	if !ok || s == "" {
+		return 0
+	}
+	if s == "off" {
+		return -1
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 10 || n > 10_000 {
+		r.failGot(name, s, "an integer 10–10000 or off")
+		return 0
+	}
+	return n
+}
+
 func (r *reader) duration(name string, min time.Duration) time.Duration {
 	s, ok := r.raw(name)
 	if !ok || s == "" {
