@@ -63,12 +63,17 @@ func printBanner(w io.Writer, s settings, a Addrs, r *redisBackend, vars []envVa
 	default:
 		line("Redis", "embedded miniredis at %s", r.Addr)
 	}
-	mode := "in-process (shared/app handlers)"
-	if s.functions == modeBinaries {
-		mode = "built binaries over the SCF Go runtime protocol"
+	switch s.functions {
+	case modeServer:
+		line("functions", "the server mode (functions/web's handler and in-process reaper), a reaper run every %s", s.tick)
+	case modeBinaries:
+		line("functions", "built binaries over the SCF Go runtime protocol; reaper timer every %s", s.tick)
+	default:
+		line("functions", "in-process (shared/app handlers); reaper timer every %s", s.tick)
 	}
-	line("functions", "%s; reaper timer every %s", mode, s.tick)
-	line("deadlines", "%s per HTTP invocation (-function-timeout), %s per reaper run (-reaper-timeout)", s.functionTimeout, s.reaperTimeout)
+	if s.functions != modeServer {
+		line("deadlines", "%s per HTTP invocation (-function-timeout), %s per reaper run (-reaper-timeout)", s.functionTimeout, s.reaperTimeout)
+	}
 
 	if r.Kind == "embedded miniredis" {
 		fmt.Fprintf(&b, "\n  WARNING: Redis is the embedded miniredis (no REDIS_ADDR, and no redis-server on PATH or\n"+

@@ -26,7 +26,8 @@ var shortTimeouts = []string{
 //
 // It runs on the embedded miniredis and on a real redis-server (REDIS_ADDR when set, else one
 // the harness starts from PATH), as the harness picks one or the other, and on the Redis
-// Cluster of REDIS_CLUSTER_ADDRS (given to the harness as REDIS_ADDR="a,b,c") when set.
+// Cluster of REDIS_CLUSTER_ADDRS (given to the harness as REDIS_ADDR="a,b,c") when set; and in
+// the server mode (-functions=server) on both kinds of Redis.
 func TestEndToEndOneSlot(t *testing.T) {
 	flags := []string{"-capacity", "1", "-tick", "200ms", "-cleanup-delay", "100ms"}
 	t.Run("miniredis", func(t *testing.T) {
@@ -43,6 +44,19 @@ func TestEndToEndOneSlot(t *testing.T) {
 	})
 	t.Run("redis-cluster", func(t *testing.T) {
 		playOneSlot(t, startLocal(t, flags, append(shortTimeouts, clusterRedisAddr(t))...))
+	})
+	// The server mode (functions/web's handler and in-process reaper timer) plays the same
+	// contract: the reaper that admits, expires and releases here is the server's own.
+	t.Run("server-mode", func(t *testing.T) {
+		playOneSlot(t, startLocal(t, append(flags, "-functions", "server", "-redis", "embedded"), append(shortTimeouts, "REDIS_ADDR=")...))
+	})
+	t.Run("server-mode-redis-server", func(t *testing.T) {
+		if os.Getenv("REDIS_ADDR") == "" {
+			if _, err := exec.LookPath("redis-server"); err != nil {
+				t.Skip("no REDIS_ADDR and no redis-server on PATH")
+			}
+		}
+		playOneSlot(t, startLocal(t, append(flags, "-functions", "server", "-redis", "server"), shortTimeouts...))
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/carqueue/carqueue/local/relay"
 	"github.com/carqueue/carqueue/local/web"
+	"github.com/carqueue/carqueue/shared/app"
 	"github.com/carqueue/carqueue/shared/config"
 	"github.com/carqueue/carqueue/shared/httpapi"
 )
@@ -31,7 +32,9 @@ type harness struct {
 	emu    *emulatorServer
 	relay  *relay.Relay // data channels of the emulator's sessions; nil with a real CAR
 	fns    functions
+	server *app.App // -functions=server: the server mode's app, which serves every route itself
 	timer  *timer
+	reaped chan struct{}      // closed when the server mode's reaper timer has stopped
 	cancel context.CancelFunc // stops the timer
 	srv    *http.Server
 	served chan error
@@ -86,6 +89,19 @@ func startHarness(ctx context.Context, s settings, getenv func(string) string, s
 	h.relay = startRelay(h.emu, base)
 
 	switch s.functions {
+	case modeServer:
+		// The server mode (functions/web) in this process: its Redis client and app, its handler
+		// (httpapi.API's ServeHTTP, every route by path) behind the harness's routes, and its
+		// in-process reaper timer instead of the timer trigger's invocations. Only the transport
+		// differs: the harness serves net/http, for the pages and the data channel's WebSockets.
+		rdb, err := app.ConnectServer(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("server mode: %w", err)
+		}
+		if h.server, err = app.BuildFrom(cfg, functionGetenv(vars, getenv), rdb); err != nil {
+			_ = rdb.Close()
+			return nil, fmt.Errorf("server mode: %w", err)
+		}
 	case modeBinaries:
 		b, err := startBinaries(ctx, s.moduleDir, vars, s.functionTimeout, s.reaperTimeout, stdout)
 		if err != nil {
@@ -117,7 +133,12 @@ func startHarness(ctx context.Context, s settings, getenv func(string) string, s
 
 	timerCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h.cancel = cancel
-	h.timer = startTimer(timerCtx, h.fns, s.tick, h.log)
+	if h.server != nil {
+		h.reaped = make(chan struct{})
+		go func() { defer close(h.reaped); h.server.ReapEvery(timerCtx, s.tick, h.log) }()
+	} else {
+		h.timer = startTimer(timerCtx, h.fns, s.tick, h.log)
+	}
 
 	printBanner(stdout, s, h.addrs, h.redis, vars, cfg)
 	return h, nil
@@ -160,7 +181,11 @@ func (h *harness) routes() http.Handler {
 }
 
 // function serves one route by handing its event to the function, exactly as SCF would.
+// In the server mode, every route goes to the server mode's own handler instead.
 func (h *harness) function(route string) http.Handler {
+	if h.server != nil {
+		return h.server.API
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ev, err := httpapi.EventFromHTTP(r)
@@ -208,7 +233,17 @@ func (h *harness) close() {
 	}
 	if h.cancel != nil {
 		h.cancel()
-		h.timer.wait()
+		if h.timer != nil {
+			h.timer.wait()
+		}
+		if h.reaped != nil {
+			<-h.reaped
+		}
+	}
+	if h.server != nil {
+		if err := h.server.Close(); err != nil {
+			h.log.Warn("stop server mode", "err", err)
+		}
 	}
 	if h.fns != nil {
 		if err := h.fns.Close(); err != nil {

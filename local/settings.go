@@ -18,6 +18,7 @@ import (
 const (
 	modeInProcess = "inprocess"
 	modeBinaries  = "binaries"
+	modeServer    = "server"
 )
 
 // settings are the harness's own flags; what the functions read comes from environment
@@ -52,7 +53,7 @@ func parseSettings(args []string, help io.Writer) (settings, error) {
 	fs.StringVar(&s.emulatorAddr, "emulator-addr", "127.0.0.1:8081", "`host:port` of the CAR emulator (unless CAR_ENDPOINT is set)")
 	fs.IntVar(&s.capacity, "capacity", 4, "slots of the emulated CAR project; also CAPACITY unless that is set")
 	fs.DurationVar(&s.tick, "tick", time.Second, "period of the reaper's timer trigger")
-	fs.StringVar(&s.functions, "functions", modeInProcess, "`mode`: inprocess (call the handlers directly) or binaries (build functions/* and drive them over the SCF Go runtime protocol)")
+	fs.StringVar(&s.functions, "functions", modeInProcess, "`mode`: inprocess (call the handlers directly), binaries (build functions/* and drive them over the SCF Go runtime protocol) or server (the server mode of functions/web: its handler and in-process reaper timer)")
 	fs.StringVar(&s.redisMode, "redis", "auto", "`which` Redis without REDIS_ADDR: auto (redis-server on PATH, else embedded), server or embedded")
 	fs.DurationVar(&s.cleanupDelay, "cleanup-delay", 2*time.Second, "how long an emulated slot is cleaned after DestroySession before it is idle again (0: the emulator's default)")
 	fs.StringVar(&s.emulatorFaults, "emulator-faults", "", "fault `spec` passed to the CAR emulator, e.g. ApplyConcurrent:InternalError=0.1 (see local/caremu; default $CAREMU_FAULTS)")
@@ -80,8 +81,8 @@ func parseSettings(args []string, help io.Writer) (settings, error) {
 		return s, fmt.Errorf("flag -capacity: want at least 1, got %d", s.capacity)
 	case s.tick <= 0:
 		return s, fmt.Errorf("flag -tick: want a positive duration, got %s", s.tick)
-	case s.functions != modeInProcess && s.functions != modeBinaries:
-		return s, fmt.Errorf("flag -functions: want %s or %s, got %q", modeInProcess, modeBinaries, s.functions)
+	case s.functions != modeInProcess && s.functions != modeBinaries && s.functions != modeServer:
+		return s, fmt.Errorf("flag -functions: want %s, %s or %s, got %q", modeInProcess, modeBinaries, modeServer, s.functions)
 	case s.redisMode != "auto" && s.redisMode != "server" && s.redisMode != "embedded":
 		return s, fmt.Errorf("flag -redis: want auto, server or embedded, got %q", s.redisMode)
 	case s.cleanupDelay < 0:

@@ -18,12 +18,10 @@ import (
 	"runtime/debug"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/carqueue/carqueue/shared/app"
 	"github.com/carqueue/carqueue/shared/config"
 	"github.com/carqueue/carqueue/shared/httpapi"
-	"github.com/carqueue/carqueue/shared/queue"
 )
 
 func main() {
@@ -43,14 +41,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	port, tick := strconv.Itoa(cfg.Port), cfg.ReaperTick
 	// The runtime read GOGC already; this gives the server its own default when it is unset.
 	debug.SetGCPercent(cfg.GCPercent)
-	// The same topologies as the functions (one node, a cluster, Sentinel), with the pool a
-	// process serving many requests needs.
-	rdb, err := queue.Connect(queue.ConnOptions{
-		Addrs: cfg.RedisAddrs, MasterName: cfg.RedisMasterName, Username: cfg.RedisUsername,
-		Password: cfg.RedisPassword, SentinelPassword: cfg.RedisSentinelPassword, DB: cfg.RedisDB, TLS: cfg.RedisTLS,
-		PoolSize: cfg.RedisPoolSize, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second,
-		WriteTimeout: 2 * time.Second, PoolTimeout: 2 * time.Second,
-	})
+	rdb, err := app.ConnectServer(cfg)
 	if err != nil {
 		return err
 	}
@@ -67,7 +58,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	}
 	reaped := make(chan struct{})
 	reapCtx, stopReaper := context.WithCancel(context.WithoutCancel(ctx))
-	go func() { defer close(reaped); reapEvery(reapCtx, a, tick, log) }()
+	go func() { defer close(reaped); a.ReapEvery(reapCtx, tick, log) }()
 	log.Info("serving", "addr", srv.Addr, "reaper_tick", tick.String())
 
 	<-ctx.Done()
@@ -78,35 +69,4 @@ func run(ctx context.Context, getenv func(string) string) error {
 	stopReaper()
 	<-reaped
 	return err
-}
-
-// reapEvery starts a reaper run every tick, each in its own goroutine so a slow run does not
-// delay the next (the reaper's lease lets only one of overlapping runs act), and waits for the
-// runs in flight when ctx ends.
-func reapEvery(ctx context.Context, a *app.App, tick time.Duration, log *slog.Logger) {
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	done := make(chan struct{}, 64)
-	running := 0
-	for {
-		select {
-		case <-ctx.Done():
-			for ; running > 0; running-- {
-				<-done
-			}
-			return
-		case <-done:
-			running--
-		case <-t.C:
-			running++
-			go func() {
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
-				defer cancel()
-				if _, err := a.RunReaper(rctx); err != nil {
-					log.Warn("reaper run failed", "err", err.Error())
-				}
-				done <- struct{}{}
-			}()
-		}
-	}
 }
