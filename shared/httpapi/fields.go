@@ -26,9 +26,6 @@ const (
 // can be checked with a message naming it.
 type fields map[string]json.RawMessage
 
-// parseFields decodes b as one JSON object. An empty body is an empty object only where
-// allowEmpty (GET /stats). A key given twice is refused: decoders differ on which copy wins
-// (encoding/json keeps the last, others the first), so a body must mean one thing.
 // bodyDecoder is a body's reader and JSON decoder, recycled: a fresh decoder and its state
 // stack were a tenth of what a poll allocated.
 type bodyDecoder struct {
@@ -38,6 +35,9 @@ type bodyDecoder struct {
 
 var decoders = sync.Pool{New: func() any { return new(bodyDecoder) }}
 
+// parseFields decodes b as one JSON object. An empty body is an empty object only where
+// allowEmpty (GET /stats). A key given twice is refused: decoders differ on which copy wins
+// (encoding/json keeps the last, others the first), so a body must mean one thing.
 func parseFields(b []byte, allowEmpty bool) (fields, *apiError) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		if allowEmpty {
