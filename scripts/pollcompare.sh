@@ -48,9 +48,14 @@ if [[ " $ONLY " == *" before "* ]]; then
   (cd "$work/before-src" && go build -o "$work/local-before" ./local)
 fi
 
-redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
-  --pidfile "$work/redis.pid" --logfile "$work/redis.log" --dir "$work"
-for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+# A redis-server of an earlier run may still hold the port while it shuts down, and then the
+# new one cannot bind it and exits: start it again until it runs (up to ~10 s).
+for _ in $(seq 5); do
+  redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+    --pidfile "$work/redis.pid" --logfile "$work/redis.log" --dir "$work"
+  for _ in $(seq 20); do [[ -s $work/redis.pid ]] && redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break 2; sleep 0.1; done
+done
+[[ -s $work/redis.pid ]] || { echo "redis-server did not start on port $RPORT:" >&2; tail -5 "$work/redis.log" >&2; exit 1; }
 rpid=$(cat "$work/redis.pid")
 
 wait_http() { # url
