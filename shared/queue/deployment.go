@@ -87,8 +87,9 @@ type Work struct {
 	Records bool
 }
 
-// Pipeliner is what Due needs of a client besides scripts: a pipeline (a cluster client
-// splits it by node, so a probe of many queues costs one round trip per primary).
+// Pipeliner is what Due and the batched calls need of a client besides scripts: a pipeline
+// (on a cluster, one per primary: route.go, so a probe of many queues costs one round trip
+// per primary).
 type Pipeliner interface {
 	Scripter
 	Pipeline() redis.Pipeliner
@@ -105,7 +106,6 @@ func Due(ctx context.Context, rdb Pipeliner, qs []*Queue, carEvery time.Duration
 	if len(qs) == 0 {
 		return nil, nil
 	}
-	p := rdb.Pipeline()
 	type probe struct {
 		users     *redis.IntCmd
 		gone      *redis.ZSliceCmd
@@ -114,19 +114,22 @@ func Due(ctx context.Context, rdb Pipeliner, qs []*Queue, carEvery time.Duration
 		delivered *redis.StringCmd
 	}
 	probes := make([]probe, len(qs))
+	units := make([]unit, len(qs))
 	for i, q := range qs {
-		k := q.keys
-		probes[i].users = p.Exists(ctx, append([]string{k[kLine], k[kLease], k[kRdy], k[kAct], k[kRel], k[kLs], k[kSeen]}, q.laneKeys...)...)
-		probes[i].gone = p.ZRangeWithScores(ctx, k[kGone], 0, 0)
-		if q.opts.Capacity == 0 {
-			probes[i].at = p.HGet(ctx, k[kCfg], "cartotal_at")
-		}
-		if q.opts.Deliver {
-			probes[i].written = p.HGet(ctx, k[kCnt], "records")
-			probes[i].delivered = p.HGet(ctx, k[kCfg], "whn")
-		}
+		k, pr := q.keys, &probes[i]
+		units[i] = unit{key: k[kLine], add: func(p redis.Pipeliner) {
+			pr.users = p.Exists(ctx, append([]string{k[kLine], k[kLease], k[kRdy], k[kAct], k[kRel], k[kLs], k[kSeen]}, q.laneKeys...)...)
+			pr.gone = p.ZRangeWithScores(ctx, k[kGone], 0, 0)
+			if q.opts.Capacity == 0 {
+				pr.at = p.HGet(ctx, k[kCfg], "cartotal_at")
+			}
+			if q.opts.Deliver {
+				pr.written = p.HGet(ctx, k[kCnt], "records")
+				pr.delivered = p.HGet(ctx, k[kCfg], "whn")
+			}
+		}}
 	}
-	if _, err := p.Exec(ctx); err != nil && err != redis.Nil {
+	if err := sendUnits(ctx, rdb, units); err != nil {
 		return nil, fmt.Errorf("probe %d queues: %w", len(qs), err)
 	}
 	out := make([]Work, len(qs))

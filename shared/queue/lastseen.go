@@ -80,7 +80,7 @@ func (q *Queue) sweepStep(ctx context.Context, now, cutoff int64, batch int) (sw
 		state *redis.SliceCmd
 		size  *redis.IntCmd
 	)
-	if err := q.batch.do(ctx, func(p redis.Pipeliner) {
+	if err := q.batch.do(ctx, q.keys[kCfg], func(p redis.Pipeliner) {
 		state = p.HMGet(ctx, q.keys[kCfg], "lsc", "lss")
 		size = p.HLen(ctx, q.keys[kLs])
 	}); err != nil {
@@ -105,7 +105,7 @@ func (q *Queue) sweepStep(ctx context.Context, now, cutoff int64, batch int) (sw
 		c = 0 // a cursor that is not ours: start the sweep over
 	}
 	var scan *redis.ScanCmd
-	if err := q.batch.do(ctx, func(p redis.Pipeliner) { scan = p.HScan(ctx, q.keys[kLs], c, "", int64(q.sweepCount(batch))) }); err != nil {
+	if err := q.batch.do(ctx, q.keys[kLs], func(p redis.Pipeliner) { scan = p.HScan(ctx, q.keys[kLs], c, "", int64(q.sweepCount(batch))) }); err != nil {
 		return sweep{}, err
 	}
 	kv, next, err := scan.Result()

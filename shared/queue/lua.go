@@ -347,7 +347,7 @@ func (q *Queue) run(ctx context.Context, sc *script, args ...any) (any, error) {
 func (q *Queue) runKeys(ctx context.Context, sc *script, keys []string, args ...any) (any, error) {
 	{
 		var cmd *redis.Cmd
-		if err := q.batch.do(ctx, func(p redis.Pipeliner) { cmd = p.EvalSha(ctx, sc.s.Hash(), keys, args...) }); err != nil {
+		if err := q.batch.do(ctx, firstKey(keys), func(p redis.Pipeliner) { cmd = p.EvalSha(ctx, sc.s.Hash(), keys, args...) }); err != nil {
 			return nil, err
 		}
 		v, err := cmd.Result()
@@ -363,4 +363,12 @@ func (q *Queue) runKeys(ctx context.Context, sc *script, keys []string, args ...
 		return nil, nil
 	}
 	return v, err
+}
+
+// firstKey is the key that places a script's call on a cluster ("" for none: any node).
+func firstKey(keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	return keys[0]
 }

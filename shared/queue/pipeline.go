@@ -32,18 +32,19 @@ const maxFlights = 2
 // their replies (or the error) are in.
 type batchCall struct {
 	ctx  context.Context
-	add  func(redis.Pipeliner)
+	unit unit
 	done chan struct{}
 	// dropped: ctx ended before the batch was sent, so the commands were not (an admission
 	// the caller gave up on must not happen behind its back)
 	dropped bool
 }
 
-// do queues the commands add puts on a pipeline and returns when their replies are in, or
-// ctx ends first (the commands may still be sent; their replies are then ignored). The
-// caller reads each command's result and error from the commands add created.
-func (b *batcher) do(ctx context.Context, add func(redis.Pipeliner)) error {
-	c := &batchCall{ctx: ctx, add: add, done: make(chan struct{})}
+// do queues the commands add puts on a pipeline, all in the hash slot of key, and returns
+// when their replies are in, or ctx ends first (the commands may still be sent; their replies
+// are then ignored). The caller reads each command's result and error from the commands add
+// created (on a cluster, add may run twice: the second time is the one that counts).
+func (b *batcher) do(ctx context.Context, key string, add func(redis.Pipeliner)) error {
+	c := &batchCall{ctx: ctx, unit: unit{key: key, add: add}, done: make(chan struct{})}
 	b.mu.Lock()
 	b.waiting = append(b.waiting, c)
 	if b.inFlight < maxFlights {
@@ -88,19 +89,19 @@ func (b *batcher) drain(calls []*batchCall) {
 	}
 }
 
-// flush sends one pipeline of calls. Exec's own error is the first command's that failed;
-// each call reads its own commands' errors instead (a nil reply is an error there too).
+// flush sends one pipeline of calls (one per primary on a cluster: route.go). Each call reads
+// its own commands' errors; the first of them all is nobody's.
 func (b *batcher) flush(calls []*batchCall) {
-	p := b.rdb.Pipeline()
+	units := make([]unit, 0, len(calls))
 	for _, c := range calls {
 		if c.dropped = c.ctx.Err() != nil; !c.dropped {
-			c.add(p)
+			units = append(units, c.unit)
 		}
 	}
 	// Not any one call's context: one caller leaving must not fail the others' commands. The
 	// client's read and write timeouts bound the round trip.
-	if p.Len() > 0 {
-		_, _ = p.Exec(context.WithoutCancel(calls[0].ctx))
+	if len(units) > 0 {
+		_ = sendUnits(context.WithoutCancel(calls[0].ctx), b.rdb, units)
 	}
 	for _, c := range calls {
 		close(c.done)
@@ -120,7 +121,7 @@ func (q *Queue) pollPipelined(ctx context.Context, userID string, proof float64)
 	)
 	line := q.keys[kLine]
 	now := q.nowMS()
-	if err := q.batch.do(ctx, func(p redis.Pipeliner) {
+	if err := q.batch.do(ctx, line, func(p redis.Pipeliner) {
 		seen = p.HSet(ctx, q.keys[kLs], userID, now)
 		rank = p.ZRank(ctx, line, userID)
 		score = p.ZScore(ctx, line, userID)

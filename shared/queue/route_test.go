@@ -1,0 +1,151 @@
+package queue
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/carqueue/carqueue/shared/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestBatchInSplitSlotRunsEachCommandOnce batches two calls while their slot is migrating
+// with its keys split between two primaries: a script over keys on both nodes (Redis answers
+// TRYAGAIN) first, then an INCR of a key already moved (ASK). Sent as one cluster pipeline,
+// go-redis v9.23.0 ran the INCR on both nodes at once, and again on each retry: the counter
+// ended at 3 or 4, with a data race on its result. Each call must run exactly once, the INCR
+// through ASK, and the script must fail alone, with TRYAGAIN.
+func TestBatchInSplitSlotRunsEachCommandOnce(t *testing.T) {
+	be, ok := redistest.ClusterReshaped(t)
+	if !ok {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("REDIS_CLUSTER_ADDRS is unset under CI=true: .ci/run starts a Redis Cluster (scripts/redis-cluster.sh)")
+		}
+		t.Skip("REDIS_CLUSTER_ADDRS unset: start a cluster with scripts/redis-cluster.sh start and set REDIS_CLUSTER_ADDRS=$(scripts/redis-cluster.sh addrs)")
+	}
+	cc := be.Client.(*redis.ClusterClient)
+	ctx := context.Background()
+	id := redistest.Prefix(t, cc)
+	moved, stays := keyPrefix(id)+"moved", keyPrefix(id)+"stays"
+	if err := cc.Set(ctx, moved, 0, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cc.Set(ctx, stays, "here", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	split := splitSlot(t, cc, moved)
+
+	var (
+		script *redis.Cmd
+		incr   *redis.IntCmd
+	)
+	b := &batcher{rdb: cc}
+	calls := []*batchCall{
+		{ctx: ctx, done: make(chan struct{}), unit: unit{key: stays, add: func(p redis.Pipeliner) {
+			script = p.Eval(ctx, "return redis.call('GET', KEYS[2])", []string{moved, stays})
+		}}},
+		{ctx: ctx, done: make(chan struct{}), unit: unit{key: moved, add: func(p redis.Pipeliner) {
+			incr = p.Incr(ctx, moved)
+		}}},
+	}
+	b.flush(calls)
+
+	if err := script.Err(); !redis.HasErrorPrefix(err, "TRYAGAIN") {
+		t.Errorf("script over split keys: err %v, want TRYAGAIN", err)
+	}
+	if n, err := incr.Result(); err != nil || n != 1 {
+		t.Errorf("INCR of the moved key answered %d, %v; want 1", n, err)
+	}
+	if n, err := split.onTarget(ctx, moved); err != nil || n != "1" {
+		t.Errorf("moved key on the importing node is %q (%v), want 1: the INCR ran more than once", n, err)
+	}
+}
+
+// slotSplit is a hash slot left half-migrated: MIGRATING on its owner, IMPORTING on another
+// primary, one key moved. Its cleanup deletes that key and makes the slot stable again.
+type slotSplit struct {
+	slot        int64
+	src, dst    *redis.Client
+	movedOnNode string
+}
+
+// splitSlot migrates key's slot to another primary as far as moving key alone, the state
+// redis-cli --cluster reshard leaves a slot in between two MIGRATE batches.
+func splitSlot(t *testing.T, cc *redis.ClusterClient, key string) *slotSplit {
+	t.Helper()
+	ctx := context.Background()
+	slot, err := cc.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := cc.MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := func(addr string) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, Password: os.Getenv("REDIS_CLUSTER_PASSWORD")})
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	s := &slotSplit{slot: slot, src: admin(owner.Options().Addr), movedOnNode: key}
+	slots, err := cc.ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srcID, dstID string
+	for _, r := range slots {
+		switch p := r.Nodes[0]; {
+		case p.Addr == owner.Options().Addr:
+			srcID = p.ID
+		case s.dst == nil:
+			s.dst, dstID = admin(p.Addr), p.ID
+		}
+	}
+	if srcID == "" || s.dst == nil {
+		t.Fatalf("want the owner %s and a second primary in CLUSTER SLOTS %v", owner.Options().Addr, slots)
+	}
+	t.Cleanup(s.heal)
+	if err := s.dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(s.dst.Options().Addr, ":")
+	args := []any{"MIGRATE", host, port, "", 0, 5000}
+	if pw := os.Getenv("REDIS_CLUSTER_PASSWORD"); pw != "" {
+		args = append(args, "AUTH", pw)
+	}
+	if err := s.src.Do(ctx, append(args, "KEYS", key)...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// onTarget reads a moved key on the importing node (which serves it only after ASKING).
+func (s *slotSplit) onTarget(ctx context.Context, key string) (string, error) {
+	var get *redis.StringCmd
+	_, err := s.dst.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Do(ctx, "ASKING")
+		get = p.Get(ctx, key)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return get.Val(), nil
+}
+
+// heal deletes the moved key from the importing node and leaves the slot stable on its owner.
+func (s *slotSplit) heal() {
+	ctx := context.Background()
+	_, _ = s.dst.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Do(ctx, "ASKING")
+		p.Del(ctx, s.movedOnNode)
+		return nil
+	})
+	for _, n := range []*redis.Client{s.dst, s.src} {
+		_ = n.Do(ctx, "CLUSTER", "SETSLOT", s.slot, "STABLE").Err()
+	}
+}
