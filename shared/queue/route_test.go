@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -147,5 +148,49 @@ func (s *slotSplit) heal() {
 	})
 	for _, n := range []*redis.Client{s.dst, s.src} {
 		_ = n.Do(ctx, "CLUSTER", "SETSLOT", s.slot, "STABLE").Err()
+	}
+}
+
+// TestSendUnitsAnswersEachCaller sends units of keys in many hash slots (on a cluster, on
+// every primary) in one call: each unit reads its own results, and a command's error (here
+// WRONGTYPE) is the call's error without touching the other units' results.
+func TestSendUnitsAnswersEachCaller(t *testing.T) {
+	for _, be := range redistest.Backends(t) {
+		t.Run(be.Name, func(t *testing.T) {
+			ctx := context.Background()
+			id := redistest.Prefix(t, be.Client)
+			const n = 40
+			keys := make([]string, n)
+			for i := range keys {
+				keys[i] = keyPrefix(fmt.Sprintf("%s-%d", id, i)) + "k" // its own hash tag each
+				if err := be.Client.Set(ctx, keys[i], i, 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := be.Client.(Pipeliner)
+			gets := make([]*redis.StringCmd, n)
+			units := make([]unit, n)
+			for i := range units {
+				units[i] = unit{key: keys[i], add: func(pl redis.Pipeliner) { gets[i] = pl.Get(ctx, keys[i]) }}
+			}
+			if err := sendUnits(ctx, p, units); err != nil {
+				t.Fatal(err)
+			}
+			for i, g := range gets {
+				if v, err := g.Int(); err != nil || v != i {
+					t.Fatalf("unit %d read %d, %v; want %d", i, v, err, i)
+				}
+			}
+			var bad *redis.IntCmd
+			units = append(units, unit{key: keys[0], add: func(pl redis.Pipeliner) { bad = pl.LLen(ctx, keys[0]) }})
+			if err := sendUnits(ctx, p, units); !redis.HasErrorPrefix(err, "WRONGTYPE") || !redis.HasErrorPrefix(bad.Err(), "WRONGTYPE") {
+				t.Fatalf("LLEN of a string: sendUnits %v, the command %v; want WRONGTYPE", err, bad.Err())
+			}
+			for i, g := range gets {
+				if v, err := g.Int(); err != nil || v != i {
+					t.Fatalf("beside the error, unit %d read %d, %v; want %d", i, v, err, i)
+				}
+			}
+		})
 	}
 }
