@@ -45,9 +45,12 @@ func sendUnits(ctx context.Context, rdb Pipeliner, units []unit) error {
 		again  []unit
 	)
 	for _, u := range units {
-		n, err := r.MasterForKey(ctx, u.key)
-		if err != nil || u.key == "" {
-			again = append(again, u) // the cluster client knows no slots yet: it finds them
+		var n *redis.Client
+		if u.key != "" {
+			n, _ = r.MasterForKey(ctx, u.key)
+		}
+		if n == nil { // no key, or the client knows no slots yet: the cluster client finds them
+			again = append(again, u)
 			continue
 		}
 		byNode[n] = append(byNode[n], u)

@@ -66,9 +66,9 @@ func TestBatchInSplitSlotRunsEachCommandOnce(t *testing.T) {
 // slotSplit is a hash slot left half-migrated: MIGRATING on its owner, IMPORTING on another
 // primary, one key moved. Its cleanup deletes that key and makes the slot stable again.
 type slotSplit struct {
-	slot        int64
-	src, dst    *redis.Client
-	movedOnNode string
+	slot     int64
+	src, dst *redis.Client
+	moved    string // the key moved to dst
 }
 
 // splitSlot migrates key's slot to another primary as far as moving key alone, the state
@@ -89,7 +89,7 @@ func splitSlot(t *testing.T, cc *redis.ClusterClient, key string) *slotSplit {
 		t.Cleanup(func() { _ = c.Close() })
 		return c
 	}
-	s := &slotSplit{slot: slot, src: admin(owner.Options().Addr), movedOnNode: key}
+	s := &slotSplit{slot: slot, src: admin(owner.Options().Addr), moved: key}
 	slots, err := cc.ClusterSlots(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func (s *slotSplit) heal() {
 	ctx := context.Background()
 	_, _ = s.dst.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Do(ctx, "ASKING")
-		p.Del(ctx, s.movedOnNode)
+		p.Del(ctx, s.moved)
 		return nil
 	})
 	for _, n := range []*redis.Client{s.dst, s.src} {
